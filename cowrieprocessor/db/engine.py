@@ -1,0 +1,137 @@
+"""From a database URL to an engine and a session factory.
+
+SQLite files get WAL, a busy timeout and foreign keys; PostgreSQL goes through
+psycopg 3 with a connection pool. A password in the URL never reaches a log line
+or an exception message: everything this module says about a URL goes through
+:func:`redact_url`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "Database",
+    "DatabaseConfigError",
+    "open_database",
+    "redact_url",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DATABASE_URL = "sqlite:///cowrieprocessor.sqlite"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class DatabaseConfigError(ValueError):
+    """The database URL cannot be used; the message never contains its password."""
+
+
+@dataclass(frozen=True)
+class Database:
+    """An engine, its session factory and the URL in a form safe to show."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+    display_url: str
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def redact_url(url: str | URL) -> str:
+    """Return ``url`` with its password replaced by ``***``.
+
+    >>> redact_url("postgresql://scanner:s3cret@db.example/inventory")
+    'postgresql://scanner:***@db.example/inventory'
+    """
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except ArgumentError:
+        return "<unparseable database URL>"
+    return parsed.render_as_string(hide_password=True)
+
+
+def open_database(url: str, *, echo: bool = False, pool_size: int = 5) -> Database:
+    """Create the engine and session factory for ``url``.
+
+    ``postgresql://`` URLs are routed to psycopg 3. ``sqlite:///:memory:`` keeps
+    one shared in-memory database for the engine's lifetime.
+
+    Raises:
+        DatabaseConfigError: the URL is malformed or names an unsupported backend.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseConfigError("malformed database URL (password hidden)") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    backend = parsed.get_backend_name()
+    try:
+        if backend == "sqlite":
+            engine = _sqlite_engine(parsed, echo=echo)
+        elif backend == "postgresql":
+            engine = create_engine(
+                parsed,
+                echo=echo,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                hide_parameters=False,
+            )
+        else:
+            raise DatabaseConfigError(f"unsupported database backend {backend!r}")
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise DatabaseConfigError(
+            f"cannot use database {redact_url(parsed)}: {type(exc).__name__}"
+        ) from None
+    display = redact_url(parsed)
+    logger.debug("opened database %s", display)
+    sessions = sessionmaker(bind=engine, expire_on_commit=False)
+    return Database(engine=engine, sessions=sessions, display_url=display)
+
+
+def _sqlite_engine(url: URL, *, echo: bool) -> Engine:
+    database = url.database or ""
+    in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+    kwargs: dict[str, Any] = {"echo": echo}
+    if in_memory:
+        kwargs["poolclass"] = StaticPool
+        kwargs["connect_args"] = {"check_same_thread": False}
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself so SAVEPOINTs and snapshots behave
+        # (pysqlite's own transaction handling defers BEGIN until the first DML).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    return engine
