@@ -1,0 +1,435 @@
+"""The cascade: cache, MaxMind, Cymru, GreyNoise, then the IP and ASN inventory.
+
+The enricher works inside the caller's session: it flushes and uses SAVEPOINTs
+to undo its own part of a failed batch, and never commits or rolls back a
+transaction it does not own. Commit after each batch (``on_batch``) when several
+workers write to one PostgreSQL at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from opentelemetry import metrics, trace
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from cowrieprocessor.db.models import ASNInventory, IPInventory, SessionSummary
+from cowrieprocessor.enrichment.addresses import parse_ip
+from cowrieprocessor.enrichment.asn_inventory import (
+    ASNObservation,
+    ASNUpsertResult,
+    inventory_size,
+    upsert_asns,
+)
+from cowrieprocessor.enrichment.errors import InvalidIPError
+from cowrieprocessor.enrichment.freshness import DEFAULT_POLICIES, SourcePolicy
+from cowrieprocessor.enrichment.ip_writer import IPWrite, write_ips
+from cowrieprocessor.enrichment.merge import ASNFacts, IPWork
+from cowrieprocessor.enrichment.source_calls import SourceCalls
+from cowrieprocessor.enrichment.sources import CymruSource, GreyNoiseSource, MaxMindSource
+from cowrieprocessor.telemetry.instruments import EnrichmentInstruments
+
+__all__ = ["BatchReport", "CascadeEnricher", "CascadeStats", "EnrichmentReport", "IPOutcome"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 500
+
+
+@dataclass
+class CascadeStats:
+    """Counters of one enricher since it was created or reset.
+
+    ``errors`` counts IPs for which something failed (invalid input, a source
+    error, a refused write); ``asn_operation_duration_ms`` is the wall time spent
+    in ASN inventory statements; ``asn_unique_seen`` the distinct ASNs met.
+    """
+
+    total_ips: int = 0
+    cache_hits: int = 0
+    maxmind_hits: int = 0
+    cymru_hits: int = 0
+    greynoise_hits: int = 0
+    errors: int = 0
+    asn_records_created: int = 0
+    asn_records_updated: int = 0
+    asn_operation_duration_ms: float = 0.0
+    asn_unique_seen: set[int] = field(default_factory=set)
+
+
+class IPOutcome(StrEnum):
+    """What happened to one IP."""
+
+    CACHE_HIT = "cache_hit"  # every source's data was fresh: no source was asked
+    ENRICHED = "enriched"  # at least one source answered and the row was written
+    SKIPPED = "skipped"  # not a public address: stored, never sent to a source
+    ERROR = "error"  # every source asked failed, or the row could not be written
+    INVALID = "invalid"  # not an IP address: nothing stored
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """One finished batch, handed to ``on_batch`` after its writes are flushed."""
+
+    index: int
+    outcomes: Mapping[str, IPOutcome]
+    causes: Mapping[str, str]
+    inventory_size: int
+    duration_s: float
+
+    def count(self, outcome: IPOutcome) -> int:
+        return sum(1 for value in self.outcomes.values() if value is outcome)
+
+
+@dataclass(frozen=True)
+class EnrichmentReport:
+    """Outcome per IP (canonical form; invalid input as given) and the cause of each failure."""
+
+    outcomes: Mapping[str, IPOutcome]
+    causes: Mapping[str, str]
+
+    def count(self, outcome: IPOutcome) -> int:
+        return sum(1 for value in self.outcomes.values() if value is outcome)
+
+
+class CascadeEnricher:
+    """Enrich IPs through MaxMind, Cymru and GreyNoise into the inventory.
+
+    Any source may be ``None`` (disabled); sources are any objects with the
+    methods of :mod:`cowrieprocessor.enrichment.sources`.
+    """
+
+    def __init__(
+        self,
+        maxmind: MaxMindSource | None,
+        cymru: CymruSource | None,
+        greynoise: GreyNoiseSource | None,
+        session: Session,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        policies: Mapping[str, SourcePolicy] | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.maxmind = maxmind
+        self.cymru = cymru
+        self.greynoise = greynoise
+        self.session = session
+        self.policies = dict(policies or DEFAULT_POLICIES)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._telemetry = EnrichmentInstruments(
+            tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
+        self._stats = CascadeStats()
+
+    def get_stats(self) -> CascadeStats:
+        """A snapshot the caller may keep: later work does not change it."""
+        return replace(self._stats, asn_unique_seen=set(self._stats.asn_unique_seen))
+
+    def reset_stats(self) -> None:
+        self._stats = CascadeStats()
+
+    def get_asn_inventory_size(self) -> int:
+        """``SELECT count(*) FROM asn_inventory``; also the value the size gauge reports."""
+        size = inventory_size(self.session)
+        self._telemetry.set_inventory_size(size)
+        return size
+
+    def enrich_ip(self, ip: str) -> IPInventory:
+        """Enrich one IP and return its inventory row.
+
+        Raises:
+            InvalidIPError: ``ip`` is not an IP address.
+            sqlalchemy.exc.DBAPIError: the database refused the write (the
+                SAVEPOINT is rolled back; the session stays usable).
+        """
+        canonical = str(parse_ip(ip))
+        self._run_batch([canonical], index=0, single=True, strict=True)
+        row = self.session.get(IPInventory, canonical, populate_existing=True)
+        if row is None:  # pragma: no cover - the batch either stored it or raised
+            raise LookupError(f"{canonical} was not stored")
+        return row
+
+    def enrich_ips(
+        self,
+        ips: Iterable[str],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        on_batch: Callable[[BatchReport], None] | None = None,
+    ) -> EnrichmentReport:
+        """Enrich many IPs, ``batch_size`` at a time, and tell per IP what happened.
+
+        Each batch costs one cache query, at most one Cymru bulk call (for its IPs
+        still without an ASN) and batched upserts. ``on_batch`` runs after each
+        batch is flushed; the command line commits there.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        outcomes: dict[str, IPOutcome] = {}
+        causes: dict[str, str] = {}
+        pending: dict[str, None] = {}
+        index = 0
+        for text in ips:
+            try:
+                canonical = str(parse_ip(text))
+            except InvalidIPError as exc:
+                self._stats.total_ips += 1
+                self._stats.errors += 1
+                outcomes[text] = IPOutcome.INVALID
+                causes[text] = str(exc)
+                logger.warning("skipping invalid IP: %s", exc)
+                continue
+            if canonical in outcomes:
+                continue
+            pending[canonical] = None
+            if len(pending) >= batch_size:
+                self._batch_done(list(pending), index, outcomes, causes, on_batch)
+                pending, index = {}, index + 1
+        if pending:
+            self._batch_done(list(pending), index, outcomes, causes, on_batch)
+        return EnrichmentReport(outcomes, causes)
+
+    def enrich_session_ips(self, session_id: str) -> list[IPInventory]:
+        """Enrich the source IP of one Cowrie session (from ``session_summaries``)."""
+        ips = self.session.scalars(
+            select(SessionSummary.src_ip).where(SessionSummary.session_id == session_id)
+        ).all()
+        return [self.enrich_ip(ip) for ip in dict.fromkeys(ips)]
+
+    def backfill_missing_asns(self, limit: int = 1000) -> EnrichmentReport:
+        """Ask MaxMind and Cymru anew for up to ``limit`` IPs that have no ASN yet."""
+        ips = self.session.scalars(
+            select(IPInventory.ip_address)
+            .where(IPInventory.current_asn.is_(None))
+            .order_by(IPInventory.ip_address)
+            .limit(limit)
+        ).all()
+        return self._forced(("maxmind", "cymru"), ips)
+
+    def refresh_stale_data(self, source: str | None = None, limit: int = 1000) -> EnrichmentReport:
+        """Refresh up to ``limit`` IPs whose data from ``source`` (or any source) is stale.
+
+        Each source is judged by its own ``fetched_at`` and TTL; only the stale
+        sources are asked again.
+
+        Raises:
+            ValueError: ``source`` is not a known source name.
+        """
+        names = [source] if source else list(self.policies)
+        if any(name not in self.policies for name in names):
+            raise ValueError(f"unknown source {source!r}; expected one of {list(self.policies)}")
+        policies = {name: self.policies[name] for name in names}
+        now, build, enabled = self._clock(), self._maxmind_build(), self._enabled()
+        stale: list[str] = []
+        rows = self.session.execute(
+            select(IPInventory.ip_address, IPInventory.enrichment).order_by(IPInventory.ip_address)
+        )
+        for ip, enrichment in rows:
+            work = IPWork(ip, parse_ip(ip), dict(enrichment or {}))
+            work.plan(policies, enabled, now, build)
+            if work.stale:
+                stale.append(ip)
+                if len(stale) >= limit:
+                    break
+        return self.enrich_ips(stale)
+
+    def _forced(self, sources: Sequence[str], ips: Sequence[str]) -> EnrichmentReport:
+        saved = self.policies
+        self.policies = {
+            name: replace(policy, ttl=policy.ttl * 0) if name in sources else policy
+            for name, policy in saved.items()
+        }
+        try:
+            return self.enrich_ips(ips)
+        finally:
+            self.policies = saved
+
+    def _batch_done(
+        self,
+        batch: list[str],
+        index: int,
+        outcomes: dict[str, IPOutcome],
+        causes: dict[str, str],
+        on_batch: Callable[[BatchReport], None] | None,
+    ) -> None:
+        report = self._run_batch(batch, index=index, single=False, strict=False)
+        outcomes.update(report.outcomes)
+        causes.update(report.causes)
+        if on_batch is not None:
+            on_batch(report)
+
+    def _run_batch(self, batch: list[str], *, index: int, single: bool, strict: bool) -> BatchReport:
+        started = time.perf_counter()
+        now = self._clock()
+        cached = self._load_cached(batch)
+        works = [IPWork(ip, parse_ip(ip), copy.deepcopy(cached.get(ip, {}))) for ip in batch]
+        build, enabled = self._maxmind_build(), self._enabled()
+        for work in works:
+            work.plan(self.policies, enabled, now, build)
+        calls = SourceCalls(self._telemetry, now)
+        if self.maxmind is not None:
+            calls.maxmind(self.maxmind, works)
+        if self.cymru is not None:
+            calls.cymru(self.cymru, works, single=single)
+        if self.greynoise is not None:
+            calls.greynoise(self.greynoise, works)
+        outcomes = self._store(works, set(cached), now, calls.causes, strict=strict)
+        size = self.get_asn_inventory_size()
+        self._account(works, outcomes, calls.lookups)
+        causes = {ip: cause for ip, cause in calls.causes.items() if ip in outcomes}
+        return BatchReport(index, outcomes, causes, size, time.perf_counter() - started)
+
+    def _enabled(self) -> dict[str, bool]:
+        return {
+            "maxmind": self.maxmind is not None,
+            "cymru": self.cymru is not None,
+            "greynoise": self.greynoise is not None,
+        }
+
+    def _maxmind_build(self) -> datetime | None:
+        return self.maxmind.database_build_time() if self.maxmind is not None else None
+
+    def _load_cached(self, batch: Sequence[str]) -> dict[str, dict[str, object]]:
+        c = IPInventory.__table__.c
+        rows = self.session.execute(
+            select(c.ip_address, c.enrichment).where(c.ip_address.in_(batch))
+        )
+        return {ip: dict(enrichment or {}) for ip, enrichment in rows}
+
+    def _store(
+        self,
+        works: Sequence[IPWork],
+        known: set[str],
+        now: datetime,
+        causes: dict[str, str],
+        *,
+        strict: bool,
+    ) -> dict[str, IPOutcome]:
+        """Write the batch inside one SAVEPOINT; on a data error, retry IP by IP."""
+        try:
+            with self.session.begin_nested():
+                self._write(works, known, now)
+        except DBAPIError as exc:
+            if exc.connection_invalidated or strict:
+                raise
+            logger.warning("batch write failed (%s); retrying IP by IP", type(exc.orig).__name__)
+        else:
+            return {work.ip: _outcome(work) for work in works}
+        outcomes: dict[str, IPOutcome] = {}
+        for work in works:
+            try:
+                with self.session.begin_nested():
+                    self._write([work], known, now)
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    raise
+                outcomes[work.ip] = IPOutcome.ERROR
+                causes[work.ip] = f"database refused the row: {type(exc.orig).__name__}"
+                logger.warning("could not store %s: %s", work.ip, type(exc.orig).__name__)
+            else:
+                outcomes[work.ip] = _outcome(work)
+        return outcomes
+
+    def _write(self, works: Sequence[IPWork], known: set[str], now: datetime) -> None:
+        facts: dict[int, ASNFacts] = {}
+        writes = []
+        for work in works:
+            fact = work.asn_facts()
+            if fact is not None:
+                facts.setdefault(fact.asn, fact)
+            writes.append(
+                IPWrite(
+                    ip=work.ip,
+                    asn=fact.asn if fact else None,
+                    enrichment=work.entries,
+                    refreshed=work.queried,
+                    asn_verified=work.asn_verified,
+                )
+            )
+        written = write_ips(self.session, writes, known, now)
+        observed = {
+            asn: ASNObservation(
+                asn,
+                fact.organization_name,
+                fact.organization_country,
+                fact.rir_registry,
+                fact.source,
+                *written.seen[asn],
+            )
+            for asn, fact in facts.items()
+            if asn in written.seen
+        }
+        self._count_asn_work(
+            upsert_asns(self.session, observed, written.deltas, self._telemetry, now=now),
+            observed,
+        )
+
+    def _count_asn_work(self, result: ASNUpsertResult, observed: Iterable[int]) -> None:
+        self._stats.asn_records_created += len(result.created)
+        self._stats.asn_records_updated += len(result.updated)
+        self._stats.asn_operation_duration_ms += result.duration_s * 1000.0
+        self._stats.asn_unique_seen.update(observed)
+
+    def _account(
+        self,
+        works: Sequence[IPWork],
+        outcomes: Mapping[str, IPOutcome],
+        lookups: Counter[tuple[str, str]],
+    ) -> None:
+        stats = self._stats
+        tally: Counter[str] = Counter()
+        for work in works:
+            outcome = outcomes[work.ip]
+            tally[outcome.value] += 1
+            stats.errors += work.failed or outcome is IPOutcome.ERROR
+        stats.total_ips += len(works)
+        stats.cache_hits += tally[IPOutcome.CACHE_HIT.value]
+        stats.maxmind_hits += lookups[("maxmind", "hit")]
+        stats.cymru_hits += lookups[("cymru", "hit")]
+        stats.greynoise_hits += lookups[("greynoise", "hit")]
+        self._telemetry.add_lookups(lookups)
+        self._telemetry.add_ips(tally)
+
+    def _ensure_asn_inventory(
+        self,
+        asn: int,
+        organization_name: str | None,
+        organization_country: str | None,
+        rir_registry: str | None,
+        *,
+        source: str = "maxmind",
+    ) -> ASNInventory:
+        """Create or update one ASN row through the same upsert as the batches.
+
+        Raises:
+            sqlalchemy.exc.DBAPIError: the statement failed; its SAVEPOINT is
+                rolled back and the caller's session stays usable.
+        """
+        now = self._clock()
+        observation = ASNObservation(
+            asn, organization_name, organization_country, rir_registry, source, now, now
+        )
+        with self.session.begin_nested():
+            result = upsert_asns(self.session, {asn: observation}, {}, self._telemetry, now=now)
+        self._count_asn_work(result, [asn])
+        row = self.session.get(ASNInventory, asn, populate_existing=True)
+        if row is None:  # pragma: no cover - the upsert either stored it or raised
+            raise LookupError(f"AS{asn} was not stored")
+        return row
+
+
+def _outcome(work: IPWork) -> IPOutcome:
+    if not work.public:
+        return IPOutcome.SKIPPED
+    if work.queried:
+        return IPOutcome.ENRICHED
+    return IPOutcome.ERROR if work.failed else IPOutcome.CACHE_HIT

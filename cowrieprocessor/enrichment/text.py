@@ -1,0 +1,45 @@
+"""Sanitizing of text that comes from the sources before it is stored.
+
+PostgreSQL refuses U+0000 in ``text`` and ``jsonb``, and control characters in
+an organization name only break terminals and dashboards. The rule, applied to
+every string the cascade stores (organization names, GreyNoise names, any
+string inside ``enrichment``): U+0000 and the other C0/C1 control characters
+are removed (tab and newline become a space), surrounding whitespace is
+stripped, and the result is cut to ``MAX_TEXT`` characters. Non-ASCII text is
+kept as it is.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["MAX_TEXT", "clean_json", "clean_text"]
+
+MAX_TEXT = 1024
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SPACE = re.compile(r"[\t\n]")
+
+
+def clean_text(value: str, *, limit: int = MAX_TEXT) -> str:
+    """Return ``value`` without control characters, trimmed and length-limited.
+
+    >>> clean_text("Evil\\x00 Corp\\n")
+    'Evil Corp'
+    """
+    if value.isprintable() and len(value) <= limit and value == value.strip():
+        return value
+    text = _CONTROL.sub("", _SPACE.sub(" ", value)).strip()
+    return text[:limit]
+
+
+def clean_json(value: Any) -> Any:
+    """Apply :func:`clean_text` to every string (keys too) inside a JSON value."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(key)): clean_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [clean_json(item) for item in value]
+    return value
