@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -44,7 +44,10 @@ _ZERO = text("0")
 class Base(DeclarativeBase):
     """Declarative base of every inventory table."""
 
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONDocument}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSONDocument,
+    }
 
 
 class ASNInventory(Base):
@@ -73,19 +76,21 @@ class ASNInventory(Base):
     organization_country: Mapped[str | None] = mapped_column(String(2))
     rir_registry: Mapped[str | None] = mapped_column(String(8))
     asn_type: Mapped[str | None] = mapped_column(String(32))
-    is_known_hosting: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    is_known_vpn: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    is_known_hosting: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    is_known_vpn: Mapped[bool] = mapped_column(Boolean, server_default=false())
     first_seen: Mapped[datetime]
     last_seen: Mapped[datetime]
-    unique_ip_count: Mapped[int] = mapped_column(Integer, default=0, server_default=_ZERO)
-    total_session_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default=_ZERO)
-    enrichment: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=_EMPTY_JSON)
+    unique_ip_count: Mapped[int] = mapped_column(Integer, server_default=_ZERO)
+    total_session_count: Mapped[int] = mapped_column(BigInteger, server_default=_ZERO)
+    enrichment: Mapped[dict[str, Any]] = mapped_column(server_default=_EMPTY_JSON)
     enrichment_updated_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
     def __repr__(self) -> str:
-        return f"ASNInventory(asn_number={self.asn_number!r}, organization={self.organization_name!r})"
+        return (
+            f"ASNInventory(asn_number={self.asn_number!r}, organization={self.organization_name!r})"
+        )
 
 
 class IPInventory(Base):
@@ -112,11 +117,11 @@ class IPInventory(Base):
     asn_last_verified: Mapped[datetime | None]
     first_seen: Mapped[datetime]
     last_seen: Mapped[datetime]
-    session_count: Mapped[int] = mapped_column(Integer, default=0, server_default=_ZERO)
-    enrichment: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=_EMPTY_JSON)
+    session_count: Mapped[int] = mapped_column(Integer, server_default=_ZERO)
+    enrichment: Mapped[dict[str, Any]] = mapped_column(server_default=_EMPTY_JSON)
     enrichment_updated_at: Mapped[datetime | None]
     enrichment_version: Mapped[int] = mapped_column(
-        Integer, default=ENRICHMENT_VERSION, server_default=text(str(ENRICHMENT_VERSION))
+        Integer, server_default=text(str(ENRICHMENT_VERSION))
     )
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -185,6 +190,6 @@ class SessionSummary(Base):
     sensor: Mapped[str | None] = mapped_column(String(128))
     first_event_at: Mapped[datetime]
     last_event_at: Mapped[datetime]
-    event_count: Mapped[int] = mapped_column(Integer, default=0, server_default=_ZERO)
-    login_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=_ZERO)
-    commands: Mapped[int] = mapped_column(Integer, default=0, server_default=_ZERO)
+    event_count: Mapped[int] = mapped_column(Integer, server_default=_ZERO)
+    login_attempts: Mapped[int] = mapped_column(Integer, server_default=_ZERO)
+    commands: Mapped[int] = mapped_column(Integer, server_default=_ZERO)

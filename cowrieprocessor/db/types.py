@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +37,27 @@ class UTCDateTime(TypeDecorator[datetime]):
         if dialect.name == "sqlite":
             return value.replace(tzinfo=None)
         return value
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        # SQLite keeps text; write SQLAlchemy's own storage format in one step, and
+        # reuse the text of the last value (a batch binds the same "now" many times).
+        last: list[tuple[datetime | None, str]] = [(None, "")]
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            previous, previous_text = last[0]
+            if value is previous:
+                return previous_text
+            if value.tzinfo is None:
+                raise ValueError(f"naive datetime refused (use a timezone-aware value): {value!r}")
+            text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            last[0] = (value, text)
+            return text
+
+        return process
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 
 from cowrieprocessor.enrichment.errors import InvalidIPError
@@ -27,7 +28,9 @@ def parse_ip(text: str, *, source: str = "input") -> IPAddress:
         raise InvalidIPError(f"not an IP address: {_shown(text)}", source=source)
     candidate = text.strip()
     if "%" in candidate:
-        raise InvalidIPError(f"zoned IPv6 addresses are not accepted: {_shown(text)}", source=source)
+        raise InvalidIPError(
+            f"zoned IPv6 addresses are not accepted: {_shown(text)}", source=source
+        )
     try:
         address = ipaddress.ip_address(candidate)
     except ValueError as exc:
@@ -46,13 +49,62 @@ def canonical_ip(text: str, *, source: str = "input") -> str:
     return str(parse_ip(text, source=source))
 
 
+# Ranges never sent to an online source (IANA special-purpose registries, plus
+# multicast and the reserved class E space). Kept as sorted integer bounds so the
+# check is one bisect instead of a walk over ``ipaddress``'s network lists.
+_NOT_PUBLIC_V4 = (
+    "0.0.0.0/8",  # "this network"
+    "10.0.0.0/8",  # private
+    "100.64.0.0/10",  # shared address space (CGNAT)
+    "127.0.0.0/8",  # loopback
+    "169.254.0.0/16",  # link-local
+    "172.16.0.0/12",  # private
+    "192.0.0.0/24",  # IETF protocol assignments
+    "192.0.2.0/24",  # documentation (TEST-NET-1)
+    "192.88.99.0/24",  # deprecated 6to4 relay anycast
+    "192.168.0.0/16",  # private
+    "198.18.0.0/15",  # benchmarking
+    "198.51.100.0/24",  # documentation (TEST-NET-2)
+    "203.0.113.0/24",  # documentation (TEST-NET-3)
+    "224.0.0.0/4",  # multicast
+    "240.0.0.0/4",  # reserved, limited broadcast
+)
+_NOT_PUBLIC_V6 = (
+    "::/8",  # unspecified, loopback, IPv4-compatible and other reserved space
+    "64:ff9b:1::/48",  # local-use IPv4/IPv6 translation
+    "100::/64",  # discard-only
+    "2001::/23",  # IETF protocol assignments (Teredo, ORCHIDv2, benchmarking, ...)
+    "2001:db8::/32",  # documentation
+    "3fff::/20",  # documentation
+    "5f00::/16",  # segment routing SIDs
+    "fc00::/7",  # unique local
+    "fe80::/10",  # link-local
+    "fec0::/10",  # deprecated site-local
+    "ff00::/8",  # multicast
+)
+
+
+def _bounds(networks: tuple[str, ...]) -> tuple[list[int], list[int]]:
+    parsed = sorted(ipaddress.ip_network(n) for n in networks)
+    return [int(n.network_address) for n in parsed], [int(n.broadcast_address) for n in parsed]
+
+
+_BOUNDS = {4: _bounds(_NOT_PUBLIC_V4), 6: _bounds(_NOT_PUBLIC_V6)}
+
+
 def is_public(address: IPAddress) -> bool:
     """True when the address may be sent to an online source.
 
     Private, loopback, link-local, multicast, reserved, unspecified, shared
-    (CGNAT) and documentation ranges are not public.
+    (CGNAT), benchmarking and documentation ranges are not public.
+
+    >>> is_public(parse_ip("8.8.8.8")), is_public(parse_ip("192.0.2.1"))
+    (True, False)
     """
-    return address.is_global and not address.is_multicast
+    starts, ends = _BOUNDS[address.version]
+    value = int(address)
+    index = bisect.bisect_right(starts, value) - 1
+    return index < 0 or value > ends[index]
 
 
 def _shown(value: object) -> str:

@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, case, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from cowrieprocessor.db.models import ASNInventory
+from cowrieprocessor.db.models import Base
 from cowrieprocessor.telemetry import names
 from cowrieprocessor.telemetry.instruments import EnrichmentInstruments
 
@@ -36,12 +36,14 @@ __all__ = [
     "upsert_asns",
 ]
 
-ASN_TABLE = ASNInventory.__table__
+ASN_TABLE = Base.metadata.tables["asn_inventory"]
 _CHUNK = 500
 # Rows that only carry a count change keep their timestamps through these bounds.
 _NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 _FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
 _METADATA = ("organization_name", "organization_country", "rir_registry")
+# Per-ASN span events of a batch statement, at most (the SDK keeps 128 by default).
+_MAX_EVENTS = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +207,7 @@ def _execute_chunk(
         started = time.perf_counter()
         if dialect == "postgresql":
             result = session.execute(stmt, chunk.rows)
-            new = {int(asn) for asn, inserted in result.tuples() if inserted}
+            new = {int(asn) for asn, inserted in result if inserted}
         else:
             session.execute(stmt, chunk.rows)
             new = {item.asn for item in chunk.observed if item.asn not in previous}
@@ -252,7 +254,9 @@ def _describe(span: Any, items: Sequence[ASNObservation], new: set[int], seconds
     span.set_attribute("asn.created_count", created)
     span.set_attribute("asn.updated_count", len(items) - created)
     span.set_attribute("asn.operation_duration_ms", seconds * 1000.0)
-    for item in items:
+    if len(items) > _MAX_EVENTS:
+        span.set_attribute("asn.events_dropped", len(items) - _MAX_EVENTS)
+    for item in items[:_MAX_EVENTS]:
         attributes = {
             "asn.number": item.asn,
             "asn.organization": item.organization_name or "unknown",
@@ -326,7 +330,12 @@ def rebuild_asn_counts(session: Session, *, apply: bool = True) -> list[CountDri
         session.execute(
             ASN_TABLE.update()
             .where(c.asn_number == bindparam("b_asn"))
-            .values(unique_ip_count=bindparam("b_ips"), total_session_count=bindparam("b_sessions")),
-            [{"b_asn": d.asn, "b_ips": d.actual_ips, "b_sessions": d.actual_sessions} for d in drift],
+            .values(
+                unique_ip_count=bindparam("b_ips"), total_session_count=bindparam("b_sessions")
+            ),
+            [
+                {"b_asn": d.asn, "b_ips": d.actual_ips, "b_sessions": d.actual_sessions}
+                for d in drift
+            ],
         )
     return drift

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from opentelemetry import metrics, trace
 from sqlalchemy import select
@@ -23,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from cowrieprocessor.db.models import ASNInventory, IPInventory, SessionSummary
-from cowrieprocessor.enrichment.addresses import parse_ip
+from cowrieprocessor.enrichment.addresses import IPAddress, parse_ip
 from cowrieprocessor.enrichment.asn_inventory import (
     ASNObservation,
     ASNUpsertResult,
@@ -33,7 +34,13 @@ from cowrieprocessor.enrichment.asn_inventory import (
 from cowrieprocessor.enrichment.errors import InvalidIPError
 from cowrieprocessor.enrichment.freshness import DEFAULT_POLICIES, SourcePolicy
 from cowrieprocessor.enrichment.ip_writer import IPWrite, write_ips
-from cowrieprocessor.enrichment.merge import ASNFacts, IPWork
+from cowrieprocessor.enrichment.merge import (
+    ASNFacts,
+    IPWork,
+    normalize_country,
+    normalize_rir,
+    normalize_text,
+)
 from cowrieprocessor.enrichment.source_calls import SourceCalls
 from cowrieprocessor.enrichment.sources import CymruSource, GreyNoiseSource, MaxMindSource
 from cowrieprocessor.telemetry.instruments import EnrichmentInstruments
@@ -152,8 +159,9 @@ class CascadeEnricher:
             sqlalchemy.exc.DBAPIError: the database refused the write (the
                 SAVEPOINT is rolled back; the session stays usable).
         """
-        canonical = str(parse_ip(ip))
-        self._run_batch([canonical], index=0, single=True, strict=True)
+        address = parse_ip(ip)
+        canonical = str(address)
+        self._run_batch({canonical: address}, index=0, single=True, strict=True)
         row = self.session.get(IPInventory, canonical, populate_existing=True)
         if row is None:  # pragma: no cover - the batch either stored it or raised
             raise LookupError(f"{canonical} was not stored")
@@ -176,11 +184,11 @@ class CascadeEnricher:
             raise ValueError("batch_size must be at least 1")
         outcomes: dict[str, IPOutcome] = {}
         causes: dict[str, str] = {}
-        pending: dict[str, None] = {}
+        pending: dict[str, IPAddress] = {}
         index = 0
         for text in ips:
             try:
-                canonical = str(parse_ip(text))
+                address = parse_ip(text)
             except InvalidIPError as exc:
                 self._stats.total_ips += 1
                 self._stats.errors += 1
@@ -188,14 +196,15 @@ class CascadeEnricher:
                 causes[text] = str(exc)
                 logger.warning("skipping invalid IP: %s", exc)
                 continue
+            canonical = str(address)
             if canonical in outcomes:
                 continue
-            pending[canonical] = None
+            pending[canonical] = address
             if len(pending) >= batch_size:
-                self._batch_done(list(pending), index, outcomes, causes, on_batch)
+                self._batch_done(pending, index, outcomes, causes, on_batch)
                 pending, index = {}, index + 1
         if pending:
-            self._batch_done(list(pending), index, outcomes, causes, on_batch)
+            self._batch_done(pending, index, outcomes, causes, on_batch)
         return EnrichmentReport(outcomes, causes)
 
     def enrich_session_ips(self, session_id: str) -> list[IPInventory]:
@@ -227,7 +236,6 @@ class CascadeEnricher:
         names = [source] if source else list(self.policies)
         if any(name not in self.policies for name in names):
             raise ValueError(f"unknown source {source!r}; expected one of {list(self.policies)}")
-        policies = {name: self.policies[name] for name in names}
         now, build, enabled = self._clock(), self._maxmind_build(), self._enabled()
         stale: list[str] = []
         rows = self.session.execute(
@@ -235,8 +243,8 @@ class CascadeEnricher:
         )
         for ip, enrichment in rows:
             work = IPWork(ip, parse_ip(ip), dict(enrichment or {}))
-            work.plan(policies, enabled, now, build)
-            if work.stale:
+            work.plan(self.policies, enabled, now, build)
+            if work.needs_refresh(names):
                 stale.append(ip)
                 if len(stale) >= limit:
                     break
@@ -255,7 +263,7 @@ class CascadeEnricher:
 
     def _batch_done(
         self,
-        batch: list[str],
+        batch: dict[str, IPAddress],
         index: int,
         outcomes: dict[str, IPOutcome],
         causes: dict[str, str],
@@ -267,11 +275,15 @@ class CascadeEnricher:
         if on_batch is not None:
             on_batch(report)
 
-    def _run_batch(self, batch: list[str], *, index: int, single: bool, strict: bool) -> BatchReport:
+    def _run_batch(
+        self, batch: Mapping[str, IPAddress], *, index: int, single: bool, strict: bool
+    ) -> BatchReport:
         started = time.perf_counter()
         now = self._clock()
-        cached = self._load_cached(batch)
-        works = [IPWork(ip, parse_ip(ip), copy.deepcopy(cached.get(ip, {}))) for ip in batch]
+        cached = self._load_cached(list(batch))
+        works = [
+            IPWork(ip, address, copy.deepcopy(cached.get(ip, {}))) for ip, address in batch.items()
+        ]
         build, enabled = self._maxmind_build(), self._enabled()
         for work in works:
             work.plan(self.policies, enabled, now, build)
@@ -282,6 +294,7 @@ class CascadeEnricher:
             calls.cymru(self.cymru, works, single=single)
         if self.greynoise is not None:
             calls.greynoise(self.greynoise, works)
+        calls.record_durations()
         outcomes = self._store(works, set(cached), now, calls.causes, strict=strict)
         size = self.get_asn_inventory_size()
         self._account(works, outcomes, calls.lookups)
@@ -298,7 +311,7 @@ class CascadeEnricher:
     def _maxmind_build(self) -> datetime | None:
         return self.maxmind.database_build_time() if self.maxmind is not None else None
 
-    def _load_cached(self, batch: Sequence[str]) -> dict[str, dict[str, object]]:
+    def _load_cached(self, batch: Sequence[str]) -> dict[str, dict[str, Any]]:
         c = IPInventory.__table__.c
         rows = self.session.execute(
             select(c.ip_address, c.enrichment).where(c.ip_address.in_(batch))
@@ -416,7 +429,13 @@ class CascadeEnricher:
         """
         now = self._clock()
         observation = ASNObservation(
-            asn, organization_name, organization_country, rir_registry, source, now, now
+            asn,
+            normalize_text(organization_name),
+            normalize_country(organization_country),
+            normalize_rir(rir_registry),
+            source,
+            now,
+            now,
         )
         with self.session.begin_nested():
             result = upsert_asns(self.session, {asn: observation}, {}, self._telemetry, now=now)

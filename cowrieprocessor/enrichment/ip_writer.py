@@ -21,12 +21,12 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from cowrieprocessor.db.models import ENRICHMENT_VERSION, IPASNHistory, IPInventory, SessionSummary
+from cowrieprocessor.db.models import ENRICHMENT_VERSION, Base
 from cowrieprocessor.enrichment.asn_inventory import CountDelta
 
 __all__ = ["IPWrite", "IPWriteResult", "write_ips"]
 
-IP_TABLE = IPInventory.__table__
+IP_TABLE = Base.metadata.tables["ip_inventory"]
 _CHUNK = 500
 _T = TypeVar("_T")
 
@@ -114,7 +114,7 @@ def write_ips(
 
 
 def _session_stats(session: Session, ips: Sequence[str]) -> dict[str, _Sessions]:
-    c = SessionSummary.__table__.c
+    c = Base.metadata.tables["session_summaries"].c
     found: dict[str, _Sessions] = {}
     for part in _chunks(ips):
         rows = session.execute(
@@ -132,10 +132,11 @@ def _insert_new(
 ) -> set[str]:
     if not fresh:
         return set()
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(IP_TABLE).on_conflict_do_nothing(index_elements=[IP_TABLE.c.ip_address])
-    stmt = stmt.returning(IP_TABLE.c.ip_address)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    insert = postgresql.insert if postgres else sqlite.insert
+    stmt: Any = insert(IP_TABLE).on_conflict_do_nothing(index_elements=[IP_TABLE.c.ip_address])
+    if postgres:
+        stmt = stmt.returning(IP_TABLE.c.ip_address)
     inserted: set[str] = set()
     for part in _chunks(fresh):
         rows = []
@@ -156,7 +157,14 @@ def _insert_new(
                     "updated_at": now,
                 }
             )
-        inserted.update(session.execute(stmt, rows).scalars())
+        if postgres:
+            inserted.update(session.execute(stmt, rows).scalars())
+        else:
+            # One SQLite writer at a time: the cache query of this transaction already
+            # saw every row, so nothing can conflict (a concurrent writer makes this
+            # transaction fail instead of silently skipping rows).
+            session.connection().execute(stmt, rows)
+            inserted.update(write.ip for write in part)
     return inserted
 
 
@@ -253,7 +261,7 @@ def _record_moves(session: Session, moves: Sequence[tuple[str, int, int]], now: 
     if not moves:
         return
     session.connection().execute(
-        IPASNHistory.__table__.insert(),
+        Base.metadata.tables["ip_asn_history"].insert(),
         [
             {"ip_address": ip, "previous_asn": old, "new_asn": new, "observed_at": now}
             for ip, old, new in moves

@@ -9,7 +9,7 @@ else Cymru; scanner data from GreyNoise.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,9 +20,16 @@ from cowrieprocessor.enrichment.cymru_client import CymruResult
 from cowrieprocessor.enrichment.freshness import SourcePolicy, fetched_at, is_stale, parse_timestamp
 from cowrieprocessor.enrichment.greynoise_client import GreyNoiseResult
 from cowrieprocessor.enrichment.maxmind_client import MaxMindResult
-from cowrieprocessor.enrichment.text import clean_json, clean_text
+from cowrieprocessor.enrichment.text import clean_entry, clean_text
 
-__all__ = ["ASNFacts", "IPWork", "miss_entry"]
+__all__ = [
+    "ASNFacts",
+    "IPWork",
+    "miss_entry",
+    "normalize_country",
+    "normalize_rir",
+    "normalize_text",
+]
 
 Result = MaxMindResult | CymruResult | GreyNoiseResult
 _DECODERS: Mapping[str, type[MaxMindResult] | type[CymruResult] | type[GreyNoiseResult]] = {
@@ -99,11 +106,22 @@ class IPWork:
         """Keep a fresh answer of ``name`` (``None`` = looked up, nothing found)."""
         self.queried = True
         self.results[name] = result
-        self.entries[name] = (
-            clean_json(result.to_enrichment()) if result is not None else miss_entry(now, **miss)
-        )
-        if name in ("maxmind", "cymru") and self.asn_facts() is not None:
+        if result is None:
+            self.entries[name] = miss_entry(now, **miss)
+            return
+        self.entries[name] = clean_entry(result.to_enrichment())
+        if not isinstance(result, GreyNoiseResult) and result.asn is not None:
             self.asn_verified = True
+
+    def needs_refresh(self, sources: Collection[str]) -> bool:
+        """True when one of ``sources`` must be asked again.
+
+        Cymru only matters for an IP without a MaxMind ASN.
+        """
+        wanted = self.stale.intersection(sources)
+        if self.maxmind_asn is not None:
+            wanted.discard("cymru")
+        return bool(wanted)
 
     @property
     def maxmind_asn(self) -> int | None:
@@ -119,35 +137,39 @@ class IPWork:
             same = cymru if cymru is not None and cymru.asn == maxmind.asn else None
             return ASNFacts(
                 asn=maxmind.asn,
-                organization_name=_text(maxmind.asn_org or (same.asn_org if same else None)),
-                organization_country=_country(same.country_code if same else maxmind.country_code),
-                rir_registry=_rir(same.registry if same else None),
+                organization_name=normalize_text(
+                    maxmind.asn_org or (same.asn_org if same else None)
+                ),
+                organization_country=normalize_country(
+                    same.country_code if same else maxmind.country_code
+                ),
+                rir_registry=normalize_rir(same.registry if same else None),
                 source="maxmind",
             )
         if cymru is not None and cymru.asn is not None:
             return ASNFacts(
                 asn=cymru.asn,
-                organization_name=_text(cymru.asn_org),
-                organization_country=_country(cymru.country_code),
-                rir_registry=_rir(cymru.registry),
+                organization_name=normalize_text(cymru.asn_org),
+                organization_country=normalize_country(cymru.country_code),
+                rir_registry=normalize_rir(cymru.registry),
                 source="cymru",
             )
         return None
 
 
-def _text(value: str | None) -> str | None:
+def normalize_text(value: str | None) -> str | None:
     if not value:
         return None
     return clean_text(value) or None
 
 
-def _country(value: str | None) -> str | None:
+def normalize_country(value: str | None) -> str | None:
     if value and len(value) == 2 and value.isalpha():
         return value.upper()
     return None
 
 
-def _rir(value: str | None) -> str | None:
+def normalize_rir(value: str | None) -> str | None:
     if not value:
         return None
     upper = value.upper()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["MAX_TEXT", "clean_json", "clean_text"]
+__all__ = ["MAX_TEXT", "clean_entry", "clean_json", "clean_text"]
 
 MAX_TEXT = 1024
 
@@ -39,7 +39,22 @@ def clean_json(value: Any) -> Any:
     if isinstance(value, str):
         return clean_text(value)
     if isinstance(value, dict):
-        return {clean_text(str(key)): clean_json(item) for key, item in value.items()}
+        return {
+            clean_text(key) if isinstance(key, str) else str(key): (
+                clean_text(item) if isinstance(item, str) else clean_json(item)
+            )
+            for key, item in value.items()
+        }
     if isinstance(value, list):
         return [clean_json(item) for item in value]
     return value
+
+
+def clean_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """Clean the string values of a source's flat JSON entry in place and return it."""
+    for key, value in entry.items():
+        if isinstance(value, str):
+            entry[key] = clean_text(value)
+        elif isinstance(value, dict | list):
+            entry[key] = clean_json(value)
+    return entry

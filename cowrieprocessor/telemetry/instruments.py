@@ -57,7 +57,7 @@ class EnrichmentInstruments:
         self.lookup_duration = meter.create_histogram(
             names.SOURCE_LOOKUP_DURATION,
             unit="s",
-            description="Duration of each call to an enrichment source",
+            description="Time one source took for one batch of IPs",
             explicit_bucket_boundaries_advisory=list(names.SOURCE_LOOKUP_DURATION_BOUNDS),
         )
         self.ips = meter.create_counter(
@@ -101,8 +101,9 @@ class EnrichmentInstruments:
             if count:
                 self.lookups.add(count, {"source": source, "outcome": outcome})
 
-    def record_lookup_duration(self, source: str, outcome: str, seconds: float) -> None:
-        self.lookup_duration.record(seconds, {"source": source, "outcome": outcome})
+    def record_lookup_duration(self, source: str, seconds: float) -> None:
+        """Observe the time ``source`` took for one batch."""
+        self.lookup_duration.record(seconds, {"source": source})
 
     def add_ips(self, tally: Mapping[str, int]) -> None:
         for outcome, count in tally.items():

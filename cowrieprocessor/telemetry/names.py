@@ -40,8 +40,9 @@ ASN_SIZE = "asn_inventory.size"
 #: Counter ``{lookup}``; attributes source (maxmind, cymru, greynoise), outcome
 #: (hit, miss, error, skipped). Prometheus: ``enrichment_lookups_total``.
 SOURCE_LOOKUPS = "enrichment.lookups"
-#: Histogram ``s``; attributes source, outcome; one observation per call to a source
-#: (a Cymru bulk call is one observation). Prometheus: ``enrichment_lookup_duration_seconds_*``.
+#: Histogram ``s``; attribute source; one observation per source and batch: the time that
+#: source took for the batch (the Cymru bulk call, the batch's MaxMind or GreyNoise lookups).
+#: Prometheus: ``enrichment_lookup_duration_seconds_*``.
 SOURCE_LOOKUP_DURATION = "enrichment.lookup.duration"
 SOURCE_LOOKUP_DURATION_BOUNDS = (
     0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0,

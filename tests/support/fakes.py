@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from cowrieprocessor.enrichment.cymru_client import CymruResult
 from cowrieprocessor.enrichment.greynoise_client import GreyNoiseResult
 from cowrieprocessor.enrichment.maxmind_client import MaxMindResult
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+ResultT = TypeVar("ResultT", MaxMindResult, CymruResult, GreyNoiseResult)
 
 
 def maxmind_result(
@@ -72,13 +74,15 @@ class FakeMaxMind:
     build: datetime | None = NOW
     calls: list[str] = field(default_factory=list)
     fail: Callable[[str], Exception | None] = lambda _ip: None
+    clock: Callable[[], datetime] | None = None
 
     def lookup_ip(self, ip: str) -> MaxMindResult | None:
         self.calls.append(ip)
         error = self.fail(ip)
         if error is not None:
             raise error
-        return self.answers.get(ip)
+        found = self.answers.get(ip)
+        return None if found is None else stamped(found, self.clock)
 
     def database_build_time(self) -> datetime | None:
         return self.build
@@ -90,19 +94,21 @@ class FakeCymru:
     single_calls: list[str] = field(default_factory=list)
     bulk_calls: list[list[str]] = field(default_factory=list)
     error: Exception | None = None
+    clock: Callable[[], datetime] | None = None
 
     def lookup_asn(self, ip: str) -> CymruResult | None:
         self.single_calls.append(ip)
         if self.error is not None:
             raise self.error
-        return self.answers.get(ip)
+        found = self.answers.get(ip)
+        return None if found is None else stamped(found, self.clock)
 
     def bulk_lookup(self, ips: Iterable[str]) -> dict[str, CymruResult]:
         asked = list(ips)
         self.bulk_calls.append(asked)
         if self.error is not None:
             raise self.error
-        return {ip: self.answers[ip] for ip in asked if ip in self.answers}
+        return {ip: stamped(self.answers[ip], self.clock) for ip in asked if ip in self.answers}
 
 
 @dataclass
@@ -111,12 +117,32 @@ class FakeGreyNoise:
     calls: list[str] = field(default_factory=list)
     error: Exception | None = None
     quota: int | None = None
+    clock: Callable[[], datetime] | None = None
 
     def lookup_ip(self, ip: str) -> GreyNoiseResult | None:
         self.calls.append(ip)
         if self.error is not None:
             raise self.error
-        return self.answers.get(ip)
+        found = self.answers.get(ip)
+        return None if found is None else stamped(found, self.clock)
 
     def get_remaining_quota(self) -> int | None:
         return self.quota
+
+
+class Clock:
+    """A settable clock shared by the enricher and the fakes."""
+
+    def __init__(self, start: datetime = NOW) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def stamped(result: ResultT, clock: Callable[[], datetime] | None) -> ResultT:
+    """The result as fetched now by ``clock`` (unchanged without a clock)."""
+    return result if clock is None else replace(result, fetched_at=clock())
