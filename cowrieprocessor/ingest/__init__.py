@@ -1,0 +1,53 @@
+"""Streaming ingest of Cowrie JSON logs: events, line problems and session summaries."""
+
+from cowrieprocessor.ingest.reader import (
+    DIRECTORY_PATTERN,
+    MAX_LINE_BYTES,
+    STDIN_NAME,
+    CowrieEvent,
+    EventOrProblem,
+    IngestCounters,
+    IngestSummary,
+    InputError,
+    InputSource,
+    LineProblem,
+    ProblemReason,
+    expand_inputs,
+    read_events,
+)
+from cowrieprocessor.ingest.sessions import (
+    CLOSE_EVENT,
+    COMMAND_EVENTS,
+    LOGIN_EVENTS,
+    STORE_CHUNK_SIZE,
+    AggregatorSummary,
+    IPRunStats,
+    SessionAggregator,
+    SessionRecord,
+    store_sessions,
+)
+
+__all__ = [
+    "CLOSE_EVENT",
+    "COMMAND_EVENTS",
+    "DIRECTORY_PATTERN",
+    "LOGIN_EVENTS",
+    "MAX_LINE_BYTES",
+    "STDIN_NAME",
+    "STORE_CHUNK_SIZE",
+    "AggregatorSummary",
+    "CowrieEvent",
+    "EventOrProblem",
+    "IPRunStats",
+    "IngestCounters",
+    "IngestSummary",
+    "InputError",
+    "InputSource",
+    "LineProblem",
+    "ProblemReason",
+    "SessionAggregator",
+    "SessionRecord",
+    "expand_inputs",
+    "read_events",
+    "store_sessions",
+]
