@@ -11,6 +11,7 @@ exact counts change by the deltas the IP writes computed.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -161,6 +162,7 @@ def _build_chunk(
     return chunk
 
 
+@functools.cache
 def _upsert_statement(dialect: str) -> Any:
     table = ASN_TABLE
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -270,16 +272,19 @@ def _describe(span: Any, items: Sequence[ASNObservation], new: set[int], seconds
             span.add_event("asn_inventory.operation", attributes)
 
 
+@functools.cache
+def _previous_query() -> Any:
+    c = ASN_TABLE.c
+    return select(c.asn_number, c.organization_name, c.organization_country, c.rir_registry).where(
+        c.asn_number.in_(bindparam("keys", expanding=True))
+    )
+
+
 def _previous_metadata(session: Session, keys: Sequence[int]) -> dict[int, tuple[str | None, ...]]:
     found: dict[int, tuple[str | None, ...]] = {}
-    c = ASN_TABLE.c
     for start in range(0, len(keys), _CHUNK):
-        part = keys[start : start + _CHUNK]
-        rows = session.execute(
-            select(c.asn_number, c.organization_name, c.organization_country, c.rir_registry).where(
-                c.asn_number.in_(part)
-            )
-        )
+        part = list(keys[start : start + _CHUNK])
+        rows = session.execute(_previous_query(), {"keys": part})
         for asn, org, country, rir in rows:
             found[int(asn)] = (org, country, rir)
     return found

@@ -19,11 +19,11 @@ from enum import StrEnum
 from typing import Any
 
 from opentelemetry import metrics, trace
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from cowrieprocessor.db.models import ASNInventory, IPInventory, SessionSummary
+from cowrieprocessor.db.models import ASNInventory, Base, IPInventory, SessionSummary
 from cowrieprocessor.enrichment.addresses import IPAddress, parse_ip
 from cowrieprocessor.enrichment.asn_inventory import (
     ASNObservation,
@@ -50,6 +50,11 @@ __all__ = ["BatchReport", "CascadeEnricher", "CascadeStats", "EnrichmentReport",
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 500
+
+_IP = Base.metadata.tables["ip_inventory"].c
+_CACHE_QUERY = select(_IP.ip_address, _IP.enrichment).where(
+    _IP.ip_address.in_(bindparam("ips", expanding=True))
+)
 
 
 @dataclass
@@ -270,6 +275,7 @@ class CascadeEnricher:
         on_batch: Callable[[BatchReport], None] | None,
     ) -> None:
         report = self._run_batch(batch, index=index, single=False, strict=False)
+        assert report is not None
         outcomes.update(report.outcomes)
         causes.update(report.causes)
         if on_batch is not None:
@@ -277,7 +283,7 @@ class CascadeEnricher:
 
     def _run_batch(
         self, batch: Mapping[str, IPAddress], *, index: int, single: bool, strict: bool
-    ) -> BatchReport:
+    ) -> BatchReport | None:
         started = time.perf_counter()
         now = self._clock()
         cached = self._load_cached(list(batch))
@@ -296,8 +302,10 @@ class CascadeEnricher:
             calls.greynoise(self.greynoise, works)
         calls.record_durations()
         outcomes = self._store(works, set(cached), now, calls.causes, strict=strict)
-        size = self.get_asn_inventory_size()
         self._account(works, outcomes, calls.lookups)
+        if single:  # the size gauge is refreshed once per batch of enrich_ips
+            return None
+        size = self.get_asn_inventory_size()
         causes = {ip: cause for ip, cause in calls.causes.items() if ip in outcomes}
         return BatchReport(index, outcomes, causes, size, time.perf_counter() - started)
 
@@ -312,11 +320,12 @@ class CascadeEnricher:
         return self.maxmind.database_build_time() if self.maxmind is not None else None
 
     def _load_cached(self, batch: Sequence[str]) -> dict[str, dict[str, Any]]:
-        c = IPInventory.__table__.c
-        rows = self.session.execute(
-            select(c.ip_address, c.enrichment).where(c.ip_address.in_(batch))
-        )
-        return {ip: dict(enrichment or {}) for ip, enrichment in rows}
+        cached: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(batch), 1000):
+            part = list(batch[start : start + 1000])
+            for ip, enrichment in self.session.execute(_CACHE_QUERY, {"ips": part}):
+                cached[ip] = dict(enrichment or {})
+        return cached
 
     def _store(
         self,

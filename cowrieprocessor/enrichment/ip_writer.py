@@ -11,6 +11,7 @@ same transaction creates a moment later.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -113,18 +114,48 @@ def write_ips(
     return result
 
 
-def _session_stats(session: Session, ips: Sequence[str]) -> dict[str, _Sessions]:
+@functools.cache
+def _session_stats_query() -> Any:
     c = Base.metadata.tables["session_summaries"].c
+    return (
+        select(c.src_ip, func.count(), func.min(c.first_event_at), func.max(c.last_event_at))
+        .where(c.src_ip.in_(bindparam("ips", expanding=True)))
+        .group_by(c.src_ip)
+    )
+
+
+@functools.cache
+def _lock_query() -> Any:
+    c = IP_TABLE.c
+    return (
+        select(
+            c.ip_address,
+            c.current_asn,
+            c.session_count,
+            c.first_seen,
+            c.last_seen,
+            c.asn_last_verified,
+        )
+        .where(c.ip_address.in_(bindparam("ips", expanding=True)))
+        .order_by(c.ip_address)
+        .with_for_update()
+    )
+
+
+def _session_stats(session: Session, ips: Sequence[str]) -> dict[str, _Sessions]:
     found: dict[str, _Sessions] = {}
     for part in _chunks(ips):
-        rows = session.execute(
-            select(c.src_ip, func.count(), func.min(c.first_event_at), func.max(c.last_event_at))
-            .where(c.src_ip.in_(part))
-            .group_by(c.src_ip)
-        )
+        rows = session.execute(_session_stats_query(), {"ips": list(part)})
         for ip, count, first, last in rows:
             found[ip] = _Sessions(int(count), first, last)
     return found
+
+
+@functools.cache
+def _insert_statement(*, postgres: bool) -> Any:
+    insert = postgresql.insert if postgres else sqlite.insert
+    stmt: Any = insert(IP_TABLE).on_conflict_do_nothing(index_elements=[IP_TABLE.c.ip_address])
+    return stmt.returning(IP_TABLE.c.ip_address) if postgres else stmt
 
 
 def _insert_new(
@@ -133,10 +164,7 @@ def _insert_new(
     if not fresh:
         return set()
     postgres = session.get_bind().dialect.name == "postgresql"
-    insert = postgresql.insert if postgres else sqlite.insert
-    stmt: Any = insert(IP_TABLE).on_conflict_do_nothing(index_elements=[IP_TABLE.c.ip_address])
-    if postgres:
-        stmt = stmt.returning(IP_TABLE.c.ip_address)
+    stmt = _insert_statement(postgres=postgres)
     inserted: set[str] = set()
     for part in _chunks(fresh):
         rows = []
@@ -169,22 +197,9 @@ def _insert_new(
 
 
 def _lock_existing(session: Session, ips: Sequence[str]) -> dict[str, _Current]:
-    c = IP_TABLE.c
     found: dict[str, _Current] = {}
     for part in _chunks(ips):
-        rows = session.execute(
-            select(
-                c.ip_address,
-                c.current_asn,
-                c.session_count,
-                c.first_seen,
-                c.last_seen,
-                c.asn_last_verified,
-            )
-            .where(c.ip_address.in_(part))
-            .order_by(c.ip_address)
-            .with_for_update()
-        )
+        rows = session.execute(_lock_query(), {"ips": list(part)})
         for ip, asn, count, first, last, verified in rows:
             found[ip] = _Current(asn, int(count), first, last, verified)
     return found
@@ -230,6 +245,7 @@ def _plan_update(
     }
 
 
+@functools.cache
 def _update_statement(*, refreshed: bool) -> Any:
     c = IP_TABLE.c
     values: dict[str, Any] = {
