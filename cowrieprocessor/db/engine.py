@@ -61,7 +61,7 @@ def redact_url(url: str | URL) -> str:
     """
     try:
         parsed = make_url(url) if isinstance(url, str) else url
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # a bad port is a plain ValueError
         return "<unparseable database URL>"
     return parsed.render_as_string(hide_password=True)
 
@@ -75,10 +75,7 @@ def open_database(url: str, *, echo: bool = False, pool_size: int = 5) -> Databa
     Raises:
         DatabaseConfigError: the URL is malformed or names an unsupported backend.
     """
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise DatabaseConfigError("malformed database URL (password hidden)") from None
+    parsed = _parse_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     backend = parsed.get_backend_name()
@@ -106,6 +103,19 @@ def open_database(url: str, *, echo: bool = False, pool_size: int = 5) -> Databa
     return Database(engine=engine, sessions=sessions, display_url=display)
 
 
+def _parse_url(url: str) -> URL:
+    # make_url raises ValueError (not ArgumentError) for a bad port, and its text
+    # may quote the password ("postgresql://user:secret/db"): keep neither the
+    # message nor the exception as context of ours.
+    try:
+        parsed: URL | None = make_url(url)
+    except (ArgumentError, ValueError):
+        parsed = None
+    if parsed is None:
+        raise DatabaseConfigError("malformed database URL (password hidden)")
+    return parsed
+
+
 def _sqlite_engine(url: URL, *, echo: bool) -> Engine:
     database = url.database or ""
     in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
@@ -129,6 +139,14 @@ def _sqlite_engine(url: URL, *, echo: bool) -> Engine:
                 cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
             cursor.close()
+
+    @event.listens_for(engine, "reset")
+    def _on_reset(dbapi_connection: sqlite3.Connection, _record: Any, _state: Any) -> None:
+        # SQLite keeps the transaction open when COMMIT fails (a deferred foreign
+        # key), while SQLAlchemy believes it ended: close it before the pool
+        # hands the connection out again.
+        if dbapi_connection.in_transaction:
+            dbapi_connection.rollback()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
