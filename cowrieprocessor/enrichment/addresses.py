@@ -70,7 +70,7 @@ _NOT_PUBLIC_V4 = (
     "240.0.0.0/4",  # reserved, limited broadcast
 )
 _NOT_PUBLIC_V6 = (
-    "::/8",  # unspecified, loopback, IPv4-compatible and other reserved space
+    "::/3",  # reserved by the IETF: unspecified, loopback, mapped, NAT64, discard, ...
     "64:ff9b:1::/48",  # local-use IPv4/IPv6 translation
     "100::/64",  # discard-only
     "2001::/23",  # IETF protocol assignments (Teredo, ORCHIDv2, benchmarking, ...)
@@ -81,12 +81,25 @@ _NOT_PUBLIC_V6 = (
     "fe80::/10",  # link-local
     "fec0::/10",  # deprecated site-local
     "ff00::/8",  # multicast
+    "4000::/2",  # reserved by the IETF (only 2000::/3 is global unicast)
+    "8000::/1",  # reserved by the IETF, unique local, link-local, site-local, multicast
 )
 
 
 def _bounds(networks: tuple[str, ...]) -> tuple[list[int], list[int]]:
-    parsed = sorted(ipaddress.ip_network(n) for n in networks)
-    return [int(n.network_address) for n in parsed], [int(n.broadcast_address) for n in parsed]
+    # Collapsed first: a range nested in another would hide the rest of the outer one
+    # from the bisect (``65::1`` lies in ``::/8`` after the start of ``64:ff9b:1::/48``).
+    ranges = [
+        (int(n.network_address), int(n.broadcast_address))
+        for n in map(ipaddress.ip_network, networks)
+    ]
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return [start for start, _ in merged], [end for _, end in merged]
 
 
 _BOUNDS = {4: _bounds(_NOT_PUBLIC_V4), 6: _bounds(_NOT_PUBLIC_V6)}

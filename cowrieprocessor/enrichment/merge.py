@@ -164,7 +164,7 @@ def normalize_text(value: str | None) -> str | None:
 
 
 def normalize_country(value: str | None) -> str | None:
-    if value and len(value) == 2 and value.isalpha():
+    if value and len(value) == 2 and value.isascii() and value.isalpha():
         return value.upper()
     return None
 

@@ -3,10 +3,10 @@
 PostgreSQL refuses U+0000 in ``text`` and ``jsonb``, and control characters in
 an organization name only break terminals and dashboards. The rule, applied to
 every string the cascade stores (organization names, GreyNoise names, any
-string inside ``enrichment``): U+0000 and the other C0/C1 control characters
-are removed (tab and newline become a space), surrounding whitespace is
-stripped, and the result is cut to ``MAX_TEXT`` characters. Non-ASCII text is
-kept as it is.
+string inside ``enrichment``): U+0000, the other C0/C1 control characters and
+lone UTF-16 surrogates (which no encoder accepts) are removed, tab and newline
+become a space, surrounding whitespace is stripped, and the result is cut to
+``MAX_TEXT`` characters. Non-ASCII text is kept as it is.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ __all__ = ["MAX_TEXT", "clean_entry", "clean_json", "clean_text"]
 
 MAX_TEXT = 1024
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _SPACE = re.compile(r"[\t\n]")
 
 
