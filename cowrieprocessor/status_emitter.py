@@ -8,7 +8,8 @@ The file (schema version :data:`STATUS_SCHEMA_VERSION`) holds one JSON object:
 
 ==================  ========================================================================
 ``schema_version``  integer, this schema: ``1``
-``phase``           ``starting``, ``ingesting``, ``enriching``, ``finished`` or ``failed``
+``phase``           ``starting``, ``ingesting``, ``enriching``, ``finished``, ``failed``
+                    or ``interrupted``
 ``started_at``      ISO-8601 UTC time the emitter was created, ``2025-01-31T12:00:00.000Z``
 ``updated_at``      ISO-8601 UTC time of this write
 ``ips_processed``   integer, IPs done so far
@@ -53,7 +54,8 @@ __all__ = [
 
 STATUS_SCHEMA_VERSION = 1
 DEFAULT_STATUS_NAME = "enrichment.json"
-PHASES = ("starting", "ingesting", "enriching", "finished", "failed")
+PHASES = ("starting", "ingesting", "enriching", "finished", "failed", "interrupted")
+_FINAL_PHASES = frozenset({"finished", "failed", "interrupted"})
 _UPDATABLE = frozenset(
     {"phase", "ips_processed", "ips_total", "stats", "inventory_size", "last_error"}
 )
@@ -173,14 +175,14 @@ class StatusEmitter:
         return document
 
     def finish(self, phase: str = "finished", **fields: Any) -> dict[str, Any]:
-        """Write the last status of the run (``finished`` or ``failed``).
+        """Write the last status of the run (``finished``, ``failed`` or ``interrupted``).
 
         Raises:
             ValueError: ``phase`` is not a final phase, or a field is invalid.
             StatusFileError: the file cannot be written.
         """
-        if phase not in {"finished", "failed"}:
-            raise ValueError(f"a run finishes as 'finished' or 'failed', not {phase!r}")
+        if phase not in _FINAL_PHASES:
+            raise ValueError(f"a run finishes as one of {sorted(_FINAL_PHASES)}, not {phase!r}")
         return self.update(phase=phase, **fields)
 
     def _document(self) -> dict[str, Any]:
@@ -245,7 +247,7 @@ def _check_fields(fields: Mapping[str, Any]) -> None:
 def _eta(phase: str, processed: int, total: int | None, rate: float) -> float | None:
     if phase == "finished":
         return 0.0
-    if phase == "failed" or total is None or rate <= 0:
+    if phase in ("failed", "interrupted") or total is None or rate <= 0:
         return None
     return round(max(total - processed, 0) / rate, 1)
 

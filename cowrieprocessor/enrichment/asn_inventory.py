@@ -191,9 +191,7 @@ def _upsert_statement(dialect: str) -> Any:
         },
     )
     if dialect == "postgresql":
-        return stmt.returning(
-            c.asn_number, literal_column("(xmax = 0)")
-        )
+        return stmt.returning(c.asn_number, literal_column("(xmax = 0)"))
     return stmt
 
 

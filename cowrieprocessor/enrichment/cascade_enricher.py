@@ -83,7 +83,7 @@ class IPOutcome(StrEnum):
 
     CACHE_HIT = "cache_hit"  # every source's data was fresh: no source was asked
     ENRICHED = "enriched"  # at least one source answered and the row was written
-    SKIPPED = "skipped"  # not a public address: stored, never sent to a source
+    SKIPPED = "skipped"  # not public (never sent to a source) or no source enabled: stored as is
     ERROR = "error"  # every source asked failed, or the row could not be written
     INVALID = "invalid"  # not an IP address: nothing stored
 
@@ -456,8 +456,10 @@ class CascadeEnricher:
 
 
 def _outcome(work: IPWork) -> IPOutcome:
-    if not work.public:
-        return IPOutcome.SKIPPED
     if work.queried:
         return IPOutcome.ENRICHED
-    return IPOutcome.ERROR if work.failed else IPOutcome.CACHE_HIT
+    if work.failed:
+        return IPOutcome.ERROR
+    if work.fresh:
+        return IPOutcome.CACHE_HIT
+    return IPOutcome.SKIPPED  # not public, or no source enabled

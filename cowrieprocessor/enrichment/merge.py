@@ -64,6 +64,7 @@ class IPWork:
     entries: dict[str, dict[str, Any]]
     stale: set[str] = field(default_factory=set)
     results: dict[str, Result | None] = field(default_factory=dict)
+    fresh: set[str] = field(default_factory=set)
     queried: bool = False
     asn_verified: bool = False
     failed: bool = False
@@ -91,6 +92,7 @@ class IPWork:
             if stale:
                 self.stale.add(name)
             else:
+                self.fresh.add(name)
                 self.results[name] = self._decode(name, entry)
 
     def _decode(self, name: str, entry: Mapping[str, Any] | None) -> Result | None:
@@ -99,6 +101,7 @@ class IPWork:
         try:
             return _DECODERS[name].from_enrichment(entry)
         except (ValueError, KeyError, TypeError):
+            self.fresh.discard(name)
             self.stale.add(name)  # unreadable cached entry: ask again
             return None
 

@@ -1,0 +1,8 @@
+"""``python -m cowrieprocessor``: the command line."""
+
+import sys
+
+from cowrieprocessor.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
