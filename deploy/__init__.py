@@ -1,0 +1,1 @@
+"""Deployment artifacts: Grafana dashboard generator, Prometheus rules."""
