@@ -1,0 +1,5 @@
+"""Fixtures shared by the integration test modules."""
+
+from tests.integration.test_cli import scenario
+
+__all__ = ["scenario"]
