@@ -14,15 +14,20 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Self
+from typing import Self
 
 import httpx
 
 from cowrieprocessor import __version__
+from cowrieprocessor.enrichment._greynoise_result import (
+    SOURCE,
+    GreyNoiseResult,
+    clean_text,
+    parse_result,
+)
 from cowrieprocessor.enrichment.addresses import is_public, parse_ip
 from cowrieprocessor.enrichment.errors import (
     AuthenticationError,
@@ -37,79 +42,17 @@ __all__ = ["DEFAULT_BASE_URL", "SOURCE", "GreyNoiseClient", "GreyNoiseResult"]
 
 logger = logging.getLogger(__name__)
 
-SOURCE = "greynoise"
 DEFAULT_BASE_URL = "https://api.greynoise.io"
 
-_MAX_TEXT = 512
 _MAX_MESSAGE_IN_ERROR = 200
 _MAX_BODY = 64 * 1024
 _MAX_RETRY_AFTER = timedelta(days=7)
 _MAX_CACHE_ENTRIES = 200_000
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
-_TEXT_FIELDS = ("classification", "name", "link", "message")
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class GreyNoiseResult:
-    """GreyNoise's view of one IP.
-
-    ``noise`` means the IP was seen scanning the internet; ``riot`` that it belongs
-    to a known business service. Both false means "not observed" (HTTP 404).
-    """
-
-    ip_address: str
-    noise: bool
-    riot: bool
-    classification: str | None
-    name: str | None
-    link: str | None
-    last_seen: date | None
-    message: str | None
-    fetched_at: datetime
-
-    @property
-    def cached_at(self) -> datetime:
-        return self.fetched_at
-
-    def to_enrichment(self) -> dict[str, Any]:
-        """The JSON-safe form stored under ``ip_inventory.enrichment``."""
-        return {
-            "ip_address": self.ip_address,
-            "noise": self.noise,
-            "riot": self.riot,
-            "classification": self.classification,
-            "name": self.name,
-            "link": self.link,
-            "last_seen": self.last_seen.isoformat() if self.last_seen else None,
-            "message": self.message,
-            "fetched_at": self.fetched_at.isoformat(),
-        }
-
-    @classmethod
-    def from_enrichment(cls, data: Mapping[str, Any]) -> Self:
-        """Rebuild a result from :meth:`to_enrichment` output.
-
-        Raises:
-            ValueError: a field is missing or has the wrong type or format.
-        """
-        ip_address = data.get("ip_address")
-        if not isinstance(ip_address, str):
-            raise ValueError("greynoise enrichment: 'ip_address' must be a string")
-        texts = {key: _stored_text(data, key) for key in _TEXT_FIELDS}
-        last_seen = _stored_text(data, "last_seen")
-        return cls(
-            ip_address=ip_address,
-            noise=_stored_bool(data, "noise"),
-            riot=_stored_bool(data, "riot"),
-            last_seen=date.fromisoformat(last_seen) if last_seen is not None else None,
-            fetched_at=_stored_datetime(data, "fetched_at"),
-            **texts,
-        )
 
 
 class GreyNoiseClient:
@@ -313,7 +256,7 @@ class GreyNoiseClient:
         self, ip: str, status: int, headers: httpx.Headers, body: bytes
     ) -> GreyNoiseResult:
         if status in (200, 404):
-            return _parse_result(ip, status, body, self._clock())
+            return parse_result(ip, status, body, self._clock())
         detail = self._detail(body)
         if status == 400:
             raise InvalidIPError(f"GreyNoise refused {ip}{detail}", source=SOURCE, http_status=400)
@@ -344,39 +287,12 @@ class GreyNoiseClient:
             data = json.loads(body)
         except (ValueError, RecursionError):
             return ""
-        message = _clean_text(data.get("message")) if isinstance(data, dict) else None
+        message = clean_text(data.get("message")) if isinstance(data, dict) else None
         if not message:
             return ""
         if self._api_key:
             message = message.replace(self._api_key, "***")
         return ": " + message[:_MAX_MESSAGE_IN_ERROR]
-
-
-def _parse_result(ip: str, status: int, body: bytes, now: datetime) -> GreyNoiseResult:
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise _unavailable(f"answer for {ip} is not JSON", status) from exc
-    if not (
-        isinstance(data, dict)
-        and isinstance(data.get("noise"), bool)
-        and isinstance(data.get("riot"), bool)
-    ):
-        raise _unavailable(f"answer for {ip} lacks the 'noise' and 'riot' flags", status)
-    answered = data.get("ip")
-    if answered is not None and not _same_ip(answered, ip):
-        raise _unavailable(f"answer for {ip} is about another address", status)
-    return GreyNoiseResult(
-        ip_address=ip,
-        noise=data["noise"],
-        riot=data["riot"],
-        classification=_clean_text(data.get("classification")),
-        name=_clean_text(data.get("name")),
-        link=_clean_text(data.get("link")),
-        last_seen=_parse_date(data.get("last_seen")),
-        message=_clean_text(data.get("message")),
-        fetched_at=now,
-    )
 
 
 def _transport_reason(exc: httpx.TransportError, timeout: float) -> str:
@@ -398,32 +314,6 @@ def _read_limited(reply: httpx.Response) -> bytes:
             raise _unavailable(f"answer larger than {_MAX_BODY} bytes", reply.status_code)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _clean_text(value: object) -> str | None:
-    """Strings only, without control characters, at most 512 characters."""
-    if not isinstance(value, str):
-        return None
-    return _CONTROL_CHARS.sub("", value)[:_MAX_TEXT]
-
-
-def _parse_date(value: object) -> date | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return date.fromisoformat(value.strip()[:10])
-    except ValueError:
-        logger.debug("greynoise: ignoring unreadable last_seen %r", value[:40])
-        return None
-
-
-def _same_ip(answered: object, ip: str) -> bool:
-    if not isinstance(answered, str):
-        return False
-    try:
-        return str(parse_ip(answered, source=SOURCE)) == ip
-    except InvalidIPError:
-        return False
 
 
 def _next_utc_midnight(now: datetime) -> datetime:
@@ -468,25 +358,3 @@ def _check_settings(
         raise ValueError("daily_budget must not be negative")
     if ttl < timedelta(0):
         raise ValueError("cache_ttl must not be negative")
-
-
-def _stored_bool(data: Mapping[str, Any], key: str) -> bool:
-    value = data.get(key)
-    if not isinstance(value, bool):
-        raise ValueError(f"greynoise enrichment: {key!r} must be a boolean")
-    return value
-
-
-def _stored_text(data: Mapping[str, Any], key: str) -> str | None:
-    value = data.get(key)
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"greynoise enrichment: {key!r} must be a string or null")
-    return value
-
-
-def _stored_datetime(data: Mapping[str, Any], key: str) -> datetime:
-    value = _stored_text(data, key)
-    parsed = datetime.fromisoformat(value) if value is not None else None
-    if parsed is None or parsed.tzinfo is None:
-        raise ValueError(f"greynoise enrichment: {key!r} must be an ISO-8601 time with a zone")
-    return parsed

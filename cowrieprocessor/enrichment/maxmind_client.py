@@ -10,32 +10,22 @@ reopened, so a long-running process picks up new data without a restart.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import ipaddress
 import logging
 import os
-import shutil
-import tarfile
-import tempfile
-import threading
 import time
-import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
-import maxminddb
 
-from cowrieprocessor.enrichment.addresses import IPAddress, parse_ip
-from cowrieprocessor.enrichment.errors import (
-    AuthenticationError,
-    EnrichmentError,
-    SourceUnavailableError,
-)
+from cowrieprocessor.enrichment._maxmind_files import SOURCE, Record, WatchedDatabase
+from cowrieprocessor.enrichment._maxmind_update import install_databases
+from cowrieprocessor.enrichment.addresses import parse_ip
+from cowrieprocessor.enrichment.errors import EnrichmentError, SourceUnavailableError
 from cowrieprocessor.enrichment.stats import ClientStats, StatsCounter
 
 __all__ = [
@@ -50,7 +40,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SOURCE = "maxmind"
 DEFAULT_DOWNLOAD_URL = "https://download.maxmind.com/app/geoip_download"
 #: Environment variable naming the database directory when none is given.
 ENV_DIRECTORY = "COWRIEPROCESSOR_MAXMIND_DIR"
@@ -62,10 +51,7 @@ ASN_DATABASE = "GeoLite2-ASN.mmdb"
 
 _GEO_EDITION = "GeoLite2-City"
 _ASN_EDITION = "GeoLite2-ASN"
-_MAX_CHECKSUM_BYTES = 4096
-_HTTP_LOGGERS = ("httpx", "httpcore.http11", "httpcore.http2", "httpcore.connection")
 
-Record = dict[str, Any]
 _T = TypeVar("_T")
 
 
@@ -144,96 +130,6 @@ class MaxMindResult:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Opened:
-    """A database file as last seen: its identity and its reader (or why it failed)."""
-
-    path: Path
-    signature: tuple[int, int, int]
-    reader: maxminddb.Reader | None
-    build_time: datetime | None
-    ipv4_only: bool
-    failure: str | None
-
-
-_NOTHING: tuple[None, None] = (None, None)
-
-
-class _Database:
-    """One kind of database (geo or ASN): candidate files, open reader, reload."""
-
-    def __init__(
-        self, candidates: tuple[Path, ...], clock: Callable[[], float], interval: float
-    ) -> None:
-        self.candidates = candidates
-        self._clock = clock
-        self._interval = interval
-        self._lock = threading.Lock()
-        self._opened: _Opened | None = None
-        self._next_check = float("-inf")
-
-    @property
-    def current(self) -> _Opened | None:
-        """The file in use after a reload check if one is due."""
-        if self._clock() >= self._next_check:
-            self._refresh()
-        return self._opened
-
-    def expire(self) -> None:
-        """Make the next access look at the files again."""
-        if self._next_check != float("inf"):
-            self._next_check = float("-inf")
-
-    def close(self) -> None:
-        """Close the reader and never look at the files again."""
-        with self._lock:
-            self._next_check = float("inf")
-            opened, self._opened = self._opened, None
-        if opened is not None and opened.reader is not None:
-            opened.reader.close()
-
-    def lookup(self, address: IPAddress) -> tuple[Record | None, datetime | None]:
-        """Return the record for ``address`` and the build time of its database."""
-        opened = self.current
-        if opened is None:
-            return _NOTHING
-        reader = opened.reader
-        if reader is None:
-            raise SourceUnavailableError(opened.failure or "unreadable database", source=SOURCE)
-        if opened.ipv4_only and address.version == 6:
-            return _NOTHING
-        try:
-            record = reader.get(address)
-        except (maxminddb.InvalidDatabaseError, ValueError, OSError) as exc:
-            raise SourceUnavailableError(
-                f"cannot read MaxMind database {opened.path}: {_reason(exc)}", source=SOURCE
-            ) from exc
-        if record is None:
-            return _NOTHING
-        if not isinstance(record, dict):
-            raise SourceUnavailableError(
-                f"unexpected record type in MaxMind database {opened.path}", source=SOURCE
-            )
-        return record, opened.build_time
-
-    def _refresh(self) -> None:
-        with self._lock:
-            now = self._clock()
-            if now < self._next_check:
-                return
-            self._next_check = now + self._interval
-            found = _first_existing(self.candidates)
-            opened = self._opened
-            if found is None:
-                if opened is not None:
-                    logger.info("MaxMind database %s is gone", opened.path)
-                self._opened = None
-            elif opened is None or (opened.path, opened.signature) != found:
-                # The previous reader is not closed here: a lookup in another
-                # thread may still use it; it is released with its last reference.
-                self._opened = _open(*found)
-
-
 class MaxMindClient:
     """Geo and AS data for IP addresses from local MaxMind databases.
 
@@ -280,8 +176,8 @@ class MaxMindClient:
             self._directory = _resolve_directory(db_path, search_dirs)
             geo_candidates = tuple(self._directory / name for name in GEO_DATABASES)
             asn_candidates = (self._directory / ASN_DATABASE,)
-        self._geo = _Database(geo_candidates, clock, recheck_interval)
-        self._asn = _Database(asn_candidates, clock, recheck_interval)
+        self._geo = WatchedDatabase(geo_candidates, clock, recheck_interval)
+        self._asn = WatchedDatabase(asn_candidates, clock, recheck_interval)
 
     def __repr__(self) -> str:
         key = "set" if self._license_key else "unset"
@@ -371,29 +267,16 @@ class MaxMindClient:
             SourceUnavailableError: network failure, other HTTP status, checksum
                 mismatch, broken archive, or the files cannot be written.
         """
-        if self._license_key is None:
-            raise AuthenticationError(
-                "a MaxMind license key is needed to download databases", source=SOURCE
-            )
-        targets = self._update_targets()
-        staged: list[tuple[Path, Path]] = []
-        try:
-            with self._http() as client, _redacted_http_logs(self._license_key):
-                for edition, target in targets:
-                    staged.append((self._fetch_database(client, edition, target), target))
-            for temp, target in staged:
-                temp.replace(target)
-                logger.info("installed MaxMind database %s", target)
-        except OSError as exc:
-            raise SourceUnavailableError(
-                f"cannot install MaxMind databases: {exc}", source=SOURCE
-            ) from exc
-        finally:
-            for temp, _target in staged:
-                temp.unlink(missing_ok=True)
+        installed = install_databases(
+            self._update_targets(),
+            self._license_key,
+            download_url=self._download_url,
+            http_client=self._http_client,
+            timeout=self._timeout,
+        )
         self._geo.expire()
         self._asn.expire()
-        return [target for _edition, target in targets]
+        return installed
 
     def _build_times(self) -> list[datetime]:
         opened = (self._geo.current, self._asn.current)
@@ -407,68 +290,6 @@ class MaxMindClient:
             ]
         targets = [(_GEO_EDITION, db) for db in self._geo.candidates]
         return targets + [(_ASN_EDITION, db) for db in self._asn.candidates]
-
-    @contextlib.contextmanager
-    def _http(self) -> Iterator[httpx.Client]:
-        if self._http_client is not None:
-            yield self._http_client
-            return
-        with httpx.Client(timeout=self._timeout) as client:
-            yield client
-
-    def _fetch_database(self, client: httpx.Client, edition: str, target: Path) -> Path:
-        """Download, verify and extract one edition next to ``target``; return the temp file."""
-        checksum = bytearray()
-        self._download(client, edition, "tar.gz.sha256", checksum.extend, _MAX_CHECKSUM_BYTES)
-        expected = _parse_checksum(bytes(checksum), edition)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=target.parent) as archive:
-            digest = hashlib.sha256()
-
-            def sink(chunk: bytes) -> None:
-                digest.update(chunk)
-                archive.write(chunk)
-
-            self._download(client, edition, "tar.gz", sink, None)
-            if digest.hexdigest() != expected:
-                raise SourceUnavailableError(
-                    f"checksum mismatch for the {edition} download; nothing installed",
-                    source=SOURCE,
-                )
-            archive.seek(0)
-            return _extract_database(archive, edition, target)
-
-    def _download(
-        self,
-        client: httpx.Client,
-        edition: str,
-        suffix: str,
-        sink: Callable[[bytes], object],
-        limit: int | None,
-    ) -> None:
-        key = self._license_key or ""
-        params = {"edition_id": edition, "license_key": key, "suffix": suffix}
-        try:
-            with client.stream(
-                "GET", self._download_url, params=params, follow_redirects=True
-            ) as response:
-                _check_status(response, edition)
-                received = 0
-                for chunk in response.iter_bytes():
-                    received += len(chunk)
-                    if limit is not None and received > limit:
-                        raise SourceUnavailableError(
-                            f"unexpectedly large {edition} {suffix} response", source=SOURCE
-                        )
-                    sink(chunk)
-        except httpx.HTTPError as exc:
-            # The httpx exception carries the request URL, which holds the license
-            # key: only a scrubbed description leaves this method.
-            detail = _scrub(str(exc), key)
-            raise SourceUnavailableError(
-                f"download of {edition} ({suffix}) failed: {type(exc).__name__}: {detail}",
-                source=SOURCE,
-            ) from None
 
 
 def _resolve_directory(db_path: Path | None, search_dirs: Sequence[Path]) -> Path:
@@ -493,37 +314,6 @@ def _resolve_directory(db_path: Path | None, search_dirs: Sequence[Path]) -> Pat
     if not search_dirs:
         raise ValueError("no database directory given and search_dirs is empty")
     return search_dirs[0]
-
-
-def _first_existing(candidates: tuple[Path, ...]) -> tuple[Path, tuple[int, int, int]] | None:
-    for path in candidates:
-        try:
-            info = path.stat()
-        except OSError:
-            continue
-        return path, (info.st_ino, info.st_mtime_ns, info.st_size)
-    return None
-
-
-def _open(path: Path, signature: tuple[int, int, int]) -> _Opened:
-    try:
-        reader = maxminddb.open_database(str(path), maxminddb.MODE_AUTO)
-        metadata = reader.metadata()
-        build = datetime.fromtimestamp(metadata.build_epoch, UTC)
-    except (maxminddb.InvalidDatabaseError, ValueError, OSError, OverflowError) as exc:
-        failure = f"cannot read MaxMind database {path}: {_reason(exc)}"
-        logger.warning("%s", failure)
-        return _Opened(path, signature, None, None, False, failure)
-    logger.info("opened MaxMind database %s (%s, built %s)", path, metadata.database_type, build)
-    return _Opened(path, signature, reader, build, metadata.ip_version == 4, None)
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, maxminddb.InvalidDatabaseError):
-        return "not a valid MaxMind DB file"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc)
 
 
 def _result(
@@ -564,88 +354,6 @@ def _newest(first: datetime | None, second: datetime | None) -> datetime | None:
     if first is None or second is None:
         return first or second
     return max(first, second)
-
-
-def _check_status(response: httpx.Response, edition: str) -> None:
-    status = response.status_code
-    if status in (401, 403):
-        raise AuthenticationError(
-            f"MaxMind refused the license key for {edition}", source=SOURCE, http_status=status
-        )
-    if not response.is_success:
-        raise SourceUnavailableError(
-            f"MaxMind download of {edition} failed", source=SOURCE, http_status=status
-        )
-
-
-def _parse_checksum(body: bytes, edition: str) -> str:
-    fields = body.decode("ascii", errors="replace").split()
-    digest = fields[0].lower() if fields else ""
-    if len(digest) != 64 or any(char not in "0123456789abcdef" for char in digest):
-        raise SourceUnavailableError(f"malformed checksum file for {edition}", source=SOURCE)
-    return digest
-
-
-def _extract_database(archive: IO[bytes], edition: str, target: Path) -> Path:
-    """Copy ``<edition>.mmdb`` out of the tar.gz into a temp file beside ``target``."""
-    wanted = f"{edition}.mmdb"
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    temp = Path(name)
-    try:
-        with os.fdopen(handle, "wb") as out, tarfile.open(fileobj=archive, mode="r:gz") as tar:
-            member = next((m for m in tar if m.isfile() and Path(m.name).name == wanted), None)
-            source = tar.extractfile(member) if member is not None else None
-            if source is None:
-                raise SourceUnavailableError(f"{wanted} not found in the archive", source=SOURCE)
-            shutil.copyfileobj(source, out)
-        temp.chmod(0o644)
-        _verify_database(temp, edition)
-    except (tarfile.TarError, EOFError, zlib.error) as exc:
-        temp.unlink(missing_ok=True)
-        raise SourceUnavailableError(f"broken {edition} archive: {exc}", source=SOURCE) from exc
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return temp
-
-
-def _verify_database(path: Path, edition: str) -> None:
-    try:
-        with maxminddb.open_database(str(path), maxminddb.MODE_AUTO) as reader:
-            database_type = reader.metadata().database_type
-    except (maxminddb.InvalidDatabaseError, ValueError, OSError) as exc:
-        raise SourceUnavailableError(
-            f"downloaded {edition} database is unreadable: {exc}", source=SOURCE
-        ) from exc
-    if database_type != edition:
-        raise SourceUnavailableError(
-            f"downloaded {edition} archive holds a {database_type} database", source=SOURCE
-        )
-
-
-@contextlib.contextmanager
-def _redacted_http_logs(secret: str) -> Iterator[None]:
-    """Blank ``secret`` out of records logged by httpx/httpcore while active."""
-
-    def scrub(record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if secret in message:
-            record.msg = _scrub(message, secret)
-            record.args = None
-        return True
-
-    loggers = [logging.getLogger(name) for name in _HTTP_LOGGERS]
-    for http_logger in loggers:
-        http_logger.addFilter(scrub)
-    try:
-        yield
-    finally:
-        for http_logger in loggers:
-            http_logger.removeFilter(scrub)
-
-
-def _scrub(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
 
 
 def _field(data: Mapping[str, Any], key: str, kind: type[Any]) -> Any:

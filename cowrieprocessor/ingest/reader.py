@@ -22,24 +22,27 @@ Decisions an operator may want to know:
 from __future__ import annotations
 
 import functools
-import glob
-import gzip
 import json
 import logging
 import re
-import sys
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cowrieprocessor.enrichment.addresses import canonical_ip
 from cowrieprocessor.enrichment.errors import InvalidIPError
+from cowrieprocessor.ingest._inputs import (
+    DIRECTORY_PATTERN,
+    STDIN_NAME,
+    InputError,
+    InputSource,
+    LineStream,
+    expand_inputs,
+)
 
 __all__ = [
     "DIRECTORY_PATTERN",
@@ -61,15 +64,7 @@ logger = logging.getLogger(__name__)
 
 #: Longest accepted line, in bytes, without its line ending.
 MAX_LINE_BYTES = 1024 * 1024
-#: Files a directory given as input contributes (searched recursively).
-DIRECTORY_PATTERN = "cowrie.json*"
-#: Source name of standard input (the ``-`` spec).
-STDIN_NAME = "<stdin>"
-
-_LIVE_NAMES = frozenset({"cowrie.json", "cowrie.json.gz"})
-_GZIP_MAGIC = b"\x1f\x8b"
 _UTF8_BOM = b"\xef\xbb\xbf"
-_GLOB_CHARS = re.compile(r"[*?[]")
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _LOGIN_EVENTS = frozenset({"cowrie.login.success", "cowrie.login.failed"})
 _COMMAND_EVENTS = frozenset({"cowrie.command.input", "cowrie.command.failed"})
@@ -77,15 +72,6 @@ _MAX_SENSOR_CHARS = 128
 _MAX_TIMESTAMP_CHARS = 64
 _MAX_ADDRESS_CHARS = 64
 _DISCARD_CHUNK = 64 * 1024
-_READ_BUFFER = 256 * 1024
-
-
-class InputError(Exception):
-    """An input spec names nothing that can be read; the message names the path."""
-
-    def __init__(self, message: str, *, path: str) -> None:
-        super().__init__(message)
-        self.path = path
 
 
 class ProblemReason(StrEnum):
@@ -107,31 +93,6 @@ class ProblemReason(StrEnum):
     TIMESTAMP_WITHOUT_TIMEZONE = "timestamp without timezone"
     INVALID_SENSOR = "invalid sensor"
     READ_ERROR = "unreadable data"
-
-
-class _LineStream(Protocol):
-    def readline(self, size: int = -1, /) -> bytes: ...
-
-
-@dataclass(frozen=True, slots=True)
-class InputSource:
-    """One log to read: a file (``path``), gzip-compressed or not, or standard input."""
-
-    name: str
-    path: Path | None = None
-    compressed: bool = False
-
-    def open(self) -> AbstractContextManager[_LineStream]:
-        """Open the source for binary reading; standard input is never closed.
-
-        Raises:
-            OSError: the file cannot be opened.
-        """
-        if self.path is None:
-            return nullcontext(sys.stdin.buffer)
-        if self.compressed:
-            return gzip.open(self.path, "rb")
-        return self.path.open("rb", buffering=_READ_BUFFER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,78 +190,6 @@ class IngestCounters:
         )
 
 
-def expand_inputs(specs: Sequence[str]) -> list[InputSource]:
-    """Turn command-line input specs into the sources to read, in reading order.
-
-    A spec is ``-`` (standard input), a file, a directory (every regular file
-    named ``cowrie.json*`` below it, recursively) or a glob pattern (``**``
-    allowed). Within a directory, files are sorted by name with the live
-    ``cowrie.json`` last, so daily rotations are read oldest first. gzip files
-    are recognised by their content, whatever their name. A file named by two
-    specs is read once.
-
-    Raises:
-        InputError: a spec matches nothing, or a file cannot be opened.
-    """
-    sources: list[InputSource] = []
-    seen: set[str] = set()
-    for spec in specs:
-        for source in _expand_spec(spec):
-            key = STDIN_NAME if source.path is None else str(source.path.resolve())
-            if key not in seen:
-                seen.add(key)
-                sources.append(source)
-    return sources
-
-
-def _expand_spec(spec: str) -> list[InputSource]:
-    if spec == "-":
-        return [InputSource(name=STDIN_NAME)]
-    path = Path(spec)
-    if path.is_dir():
-        return _expand_directory(path)
-    if path.exists():
-        return [_file_source(path)]
-    if _GLOB_CHARS.search(spec):
-        # glob.glob, unlike Path.glob, accepts absolute patterns as typed by the user.
-        matches = [Path(match) for match in glob.glob(spec, recursive=True)]  # noqa: PTH207
-        if not matches:
-            raise InputError(f"no file matches {spec}", path=spec)
-        found: list[InputSource] = []
-        for match in sorted(matches, key=_reading_order):
-            found.extend(_expand_directory(match) if match.is_dir() else [_file_source(match)])
-        return found
-    raise InputError(f"no such file or directory: {spec}", path=spec)
-
-
-def _expand_directory(directory: Path) -> list[InputSource]:
-    files = sorted(
-        (path for path in directory.rglob(DIRECTORY_PATTERN) if path.is_file()),
-        key=_reading_order,
-    )
-    if not files:
-        raise InputError(
-            f"no {DIRECTORY_PATTERN} files in directory {directory}", path=str(directory)
-        )
-    return [_file_source(path) for path in files]
-
-
-def _reading_order(path: Path) -> tuple[str, bool, str]:
-    return (str(path.parent), path.name in _LIVE_NAMES, path.name)
-
-
-def _file_source(path: Path) -> InputSource:
-    if not path.is_file():
-        raise InputError(f"not a regular file: {path}", path=str(path))
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(len(_GZIP_MAGIC))
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise InputError(f"cannot read {path}: {reason}", path=str(path)) from exc
-    return InputSource(name=str(path), path=path, compressed=head == _GZIP_MAGIC)
-
-
 def read_events(
     sources: Iterable[InputSource],
     *,
@@ -337,7 +226,7 @@ def _read_source(
         yield problem
 
 
-def _raw_lines(stream: _LineStream, limit: int) -> Iterator[bytes | None]:
+def _raw_lines(stream: LineStream, limit: int) -> Iterator[bytes | None]:
     """Yield each line as bytes, or ``None`` for a line longer than ``limit``."""
     size = limit + 2  # room for "\r\n"
     while True:

@@ -25,14 +25,16 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from cowrieprocessor import __version__
 from cowrieprocessor.telemetry import names
+from cowrieprocessor.telemetry._export_log import ExportProblems, export_secrets
+from cowrieprocessor.telemetry._prometheus_endpoint import PrometheusEndpoint
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics import MeterProvider
@@ -57,21 +59,6 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = "cowrieprocessor"
 _INSTALL_HINT = "pip install 'cowrieprocessor[otel]'"
 
-#: Loggers whose warnings and errors about exporting are collapsed into one warning line.
-_EXPORT_LOGGERS = (
-    "opentelemetry.exporter.otlp.proto.http",
-    "opentelemetry.exporter.otlp.proto.http._common",
-    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
-    "opentelemetry.exporter.otlp.common.http",
-    "opentelemetry.sdk._shared_internal",
-    "opentelemetry.sdk.metrics._internal.export",
-)
-_HEADER_VARIABLES = (
-    "OTEL_EXPORTER_OTLP_HEADERS",
-    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-    "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
-)
 _GRACE_S = 1.0
 
 
@@ -172,19 +159,6 @@ def metric_views() -> list[View]:
     ]
 
 
-def _secrets(environ: Mapping[str, str], endpoints: OtlpEndpoints) -> list[str]:
-    """Header values and URL passwords, longest first, to blank out of messages."""
-    values: set[str] = set()
-    for variable in _HEADER_VARIABLES:
-        for item in environ.get(variable, "").split(","):
-            value = item.partition("=")[2].strip()
-            values.update((value, unquote(value)))
-    for url in (endpoints.traces, endpoints.metrics):
-        password = urlsplit(url).password if url else None
-        values.update((password, unquote(password)) if password else ())
-    return sorted((v for v in values if v), key=len, reverse=True)
-
-
 def _safe_url(url: str | None) -> str | None:
     """``url`` without the user and password it may carry."""
     if url is None:
@@ -193,59 +167,6 @@ def _safe_url(url: str | None) -> str | None:
     if parts.username is None and parts.password is None:
         return url
     return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
-
-
-class _ExportProblems(logging.Filter):
-    """Turns the exporters' warnings into one warning line; later ones are only counted."""
-
-    def __init__(self, warnings: list[str], secrets: Sequence[str]) -> None:
-        super().__init__()
-        self._warnings = warnings
-        self._secrets = secrets
-        self._lock = threading.Lock()
-        self._reported = False
-        self.suppressed = 0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
-            return True
-        try:
-            text = record.getMessage()
-        except (TypeError, ValueError):
-            text = str(record.msg)
-        if record.exc_info and record.exc_info[1] is not None:
-            text = f"{text}: {record.exc_info[1]!r}"
-        self.report(text)
-        return False
-
-    def report(self, text: str) -> None:
-        with self._lock:
-            first = not self._reported
-            self._reported = True
-            if not first:
-                self.suppressed += 1
-        if not first:
-            return
-        line = " ".join(text.split())
-        for secret in self._secrets:
-            line = line.replace(secret, "***")
-        message = f"telemetry export problem: {line} (further export messages are suppressed)"
-        self._warnings.append(message)
-        logger.warning("%s", message)
-
-    def attach(self) -> None:
-        for name in _EXPORT_LOGGERS:
-            logging.getLogger(name).addFilter(self)
-
-    @property
-    def reported(self) -> bool:
-        return self._reported
-
-    def detach(self) -> None:
-        for name in _EXPORT_LOGGERS:
-            logging.getLogger(name).removeFilter(self)
-        if self.suppressed:
-            logger.info("%d further telemetry export messages were suppressed", self.suppressed)
 
 
 def _build_resource(options: TelemetryOptions) -> Resource:
@@ -268,44 +189,23 @@ def _build_resource(options: TelemetryOptions) -> Resource:
     return ours.merge(OTELResourceDetector().detect())
 
 
-class _PrometheusEndpoint:
-    """The scrape endpoint: a private registry served over HTTP on a daemon thread."""
-
-    def __init__(self, host: str, port: int) -> None:
-        with _optional_extra("prometheus-client"):
-            from prometheus_client import CollectorRegistry, start_http_server
-        with _optional_extra("opentelemetry-exporter-prometheus"):
-            from opentelemetry.exporter.prometheus import PrometheusMetricReader
-
-        registry = CollectorRegistry()
-        self._server, self._thread = start_http_server(port, addr=host, registry=registry)
-        self.reader: MetricReader = PrometheusMetricReader(registry=registry)
-        url_host = f"[{host}]" if ":" in host else host
-        self.url = f"http://{url_host}:{self._server.server_port}/metrics"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(_GRACE_S)
-
-
 @dataclass
 class _Parts:
     """What ``configure_telemetry`` assembles before it builds the providers."""
 
     warnings: list[str]
-    problems: _ExportProblems
+    problems: ExportProblems
     span_processors: list[SpanProcessor]
     metric_readers: list[MetricReader]
     aborts: list[Callable[[], object]]
-    endpoint: _PrometheusEndpoint | None = None
+    endpoint: PrometheusEndpoint | None = None
 
 
 def _add_prometheus(parts: _Parts, options: TelemetryOptions) -> None:
     if options.metrics_port is None:
         return
     try:
-        endpoint = _PrometheusEndpoint(options.metrics_host, options.metrics_port)
+        endpoint = PrometheusEndpoint(options.metrics_host, options.metrics_port, _optional_extra)
     except OSError as exc:
         message = (
             f"Prometheus endpoint {options.metrics_host}:{options.metrics_port} not started "
@@ -383,7 +283,8 @@ def configure_telemetry(options: TelemetryOptions) -> Telemetry:
 
     warnings: list[str] = []
     endpoints = resolve_otlp_endpoints(options.otlp_endpoint, os.environ)
-    problems = _ExportProblems(warnings, _secrets(os.environ, endpoints))
+    secrets = export_secrets(os.environ, (endpoints.traces, endpoints.metrics))
+    problems = ExportProblems(warnings, secrets)
     parts = _Parts(warnings, problems, span_processors=[], metric_readers=[], aborts=[])
     try:
         _add_prometheus(parts, options)
@@ -399,7 +300,7 @@ def configure_telemetry(options: TelemetryOptions) -> Telemetry:
         )
     except BaseException:
         if parts.endpoint is not None:
-            parts.endpoint.stop()
+            parts.endpoint.stop(_GRACE_S)
         raise
     for processor in parts.span_processors:
         tracer_provider.add_span_processor(processor)
@@ -456,7 +357,7 @@ class Telemetry:
             for thread in threads:
                 thread.join(_GRACE_S)
         if self._parts.endpoint is not None:
-            self._parts.endpoint.stop()
+            self._parts.endpoint.stop(_GRACE_S)
 
     def _stop_providers(self, budget: float) -> list[threading.Thread]:
         """Shut both providers down in parallel, waiting at most ``budget`` seconds.

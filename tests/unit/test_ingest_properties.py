@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from cowrieprocessor.ingest import (
@@ -108,6 +108,9 @@ def test_any_lines_never_raise_and_are_all_accounted(
     work_dir: Path, lines: list[bytes], ending: bytes
 ) -> None:
     data = ending.join(lines)
+    # Content that starts with the gzip signature is read as gzip (a broken one is one
+    # "unreadable data" problem, see test_truncated_gzip_keeps_what_was_read_and_goes_on).
+    assume(not data.startswith(b"\x1f\x8b"))
     items, counters = read_bytes(work_dir, data)
     assert_accounted(data, items, counters)
     for event in events_of(items):
