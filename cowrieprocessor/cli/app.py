@@ -163,6 +163,7 @@ def _enrich_options(args: argparse.Namespace) -> EnrichOptions:
             greynoise=args.greynoise,
             greynoise_key=args.greynoise_key,
             greynoise_url=args.greynoise_url,
+            greynoise_daily_budget=args.greynoise_daily_budget,
         ),
         telemetry=TelemetryChoice(
             metrics_port=args.metrics_port,

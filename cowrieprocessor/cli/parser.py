@@ -35,6 +35,7 @@ ENV_CYMRU_HOST = "COWRIEPROCESSOR_CYMRU_HOST"
 ENV_CYMRU_PORT = "COWRIEPROCESSOR_CYMRU_PORT"
 ENV_GREYNOISE_KEY = "GREYNOISE_API_KEY"
 ENV_GREYNOISE_URL = "COWRIEPROCESSOR_GREYNOISE_URL"
+ENV_GREYNOISE_BUDGET = "COWRIEPROCESSOR_GREYNOISE_DAILY_BUDGET"
 
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_DEMO_DIR = Path("demo-output")
@@ -155,6 +156,12 @@ def _add_enrich(
     sources.add_argument(
         "--greynoise-url", metavar="URL", default=env.get(ENV_GREYNOISE_URL) or _GREYNOISE_URL,
         help=f"GreyNoise API base URL (env {ENV_GREYNOISE_URL})",
+    )  # fmt: skip
+    sources.add_argument(
+        "--greynoise-daily-budget", metavar="N", type=_positive,
+        default=env.get(ENV_GREYNOISE_BUDGET) or None,
+        help="GreyNoise requests allowed per UTC day; the quota left is then exported as "
+        f"enrichment_greynoise_quota_remaining (env {ENV_GREYNOISE_BUDGET})",
     )  # fmt: skip
     parser.add_argument(
         "--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE, metavar="N",

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cowrieprocessor.enrichment.addresses import canonical_ip
 from cowrieprocessor.enrichment.cymru_client import CymruClient, CymruResult
 from cowrieprocessor.enrichment.greynoise_client import GreyNoiseClient
 from cowrieprocessor.enrichment.maxmind_client import DEFAULT_SEARCH_DIRS, MaxMindClient
@@ -38,6 +39,7 @@ class SourceOptions:
     greynoise: bool = False
     greynoise_key: str | None = field(default=None, repr=False)
     greynoise_url: str = "https://api.greynoise.io"
+    greynoise_daily_budget: int | None = None
 
 
 class WhoisOnlyCymru:
@@ -47,7 +49,7 @@ class WhoisOnlyCymru:
         self._client = client
 
     def lookup_asn(self, ip: str) -> CymruResult | None:
-        return self._client.bulk_lookup([ip]).get(ip)
+        return self._client.bulk_lookup([ip]).get(canonical_ip(ip, source="cymru"))
 
     def bulk_lookup(self, ips: Iterable[str]) -> dict[str, CymruResult]:
         return self._client.bulk_lookup(ips)
@@ -96,7 +98,11 @@ def open_sources(options: SourceOptions) -> Sources:
         cymru = WhoisOnlyCymru(CymruClient(host=options.cymru_host, port=options.cymru_port))
     greynoise = None
     if options.greynoise_key or options.greynoise:
-        greynoise = GreyNoiseClient(options.greynoise_key, base_url=options.greynoise_url)
+        greynoise = GreyNoiseClient(
+            options.greynoise_key,
+            base_url=options.greynoise_url,
+            daily_budget=options.greynoise_daily_budget,
+        )
     for message in warnings:
         logger.warning("%s", message)
     return Sources(maxmind, cymru, greynoise, warnings)

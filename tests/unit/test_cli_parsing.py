@@ -49,8 +49,12 @@ def test_enrich_defaults_without_environment() -> None:
         ("GREYNOISE_API_KEY", SECRET_KEY, "greynoise_key", SECRET_KEY),
         ("COWRIEPROCESSOR_GREYNOISE_URL", "http://127.0.0.1:9", "greynoise_url",
          "http://127.0.0.1:9"),
+        ("COWRIEPROCESSOR_GREYNOISE_DAILY_BUDGET", "1000", "greynoise_daily_budget", 1000),
     ],
-    ids=["db", "maxmind-dir", "cymru-host", "cymru-port", "greynoise-key", "greynoise-url"],
+    ids=[
+        "db", "maxmind-dir", "cymru-host", "cymru-port", "greynoise-key", "greynoise-url",
+        "greynoise-budget",
+    ],
 )  # fmt: skip
 def test_environment_defaults(variable: str, value: str, attribute: str, expected: Any) -> None:
     assert getattr(parse_args(["enrich", "x"], {variable: value}), attribute) == expected
@@ -76,10 +80,11 @@ def test_an_option_wins_over_the_environment() -> None:
         (["asn", "top", "--by", "bytes"], "invalid choice"),
         (["asn"], "required: COMMAND"),
         (["enrich", "x", "-v", "-q"], "cannot be used together"),
+        (["enrich", "x", "--greynoise-daily-budget", "0"], "--greynoise-daily-budget"),
     ],
     ids=[
         "no-command", "no-path", "batch-size", "port", "linger", "unknown", "choice",
-        "no-subcommand", "verbose-and-quiet",
+        "no-subcommand", "verbose-and-quiet", "greynoise-budget",
     ],
 )  # fmt: skip
 def test_bad_usage_exits_2_with_one_line(
@@ -267,3 +272,14 @@ def test_tables_align_numbers_right_and_text_left() -> None:
         "AS1      Tiny      5",
         "AS64512  -     1,200",
     ]
+
+
+def test_the_greynoise_budget_reaches_the_client() -> None:
+    from cowrieprocessor.cli.sources import SourceOptions, open_sources
+
+    sources = open_sources(SourceOptions(cymru=False, greynoise=True, greynoise_daily_budget=250))
+    try:
+        assert sources.greynoise is not None
+        assert sources.greynoise.get_remaining_quota() == 250
+    finally:
+        sources.close()
