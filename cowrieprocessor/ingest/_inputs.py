@@ -66,10 +66,20 @@ class InputSource:
             OSError: the file cannot be opened.
         """
         if self.path is None:
-            return nullcontext(sys.stdin.buffer)
+            return _open_stdin()
         if self.compressed:
             return gzip.open(self.path, "rb")
         return self.path.open("rb", buffering=_READ_BUFFER)
+
+
+def _open_stdin() -> AbstractContextManager[LineStream]:
+    """Standard input, decompressed when it starts with the gzip signature (never closed)."""
+    stream = sys.stdin.buffer
+    peek = getattr(stream, "peek", None)
+    if peek is not None and peek(len(_GZIP_MAGIC))[: len(_GZIP_MAGIC)] == _GZIP_MAGIC:
+        # A GzipFile over a caller's file object leaves that object open when closed.
+        return gzip.GzipFile(fileobj=stream, mode="rb")
+    return nullcontext(stream)
 
 
 def expand_inputs(specs: Sequence[str]) -> list[InputSource]:

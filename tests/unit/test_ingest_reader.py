@@ -375,9 +375,11 @@ def test_globs_and_duplicates(tmp_path: Path) -> None:
     ]
 
 
-def test_standard_input(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
+def test_standard_input(monkeypatch: pytest.MonkeyPatch, compressed: bool) -> None:
     data = event_line() + b"\n\xff\n" + event_line(session="b2") + b"\n"
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    piped = gzip.compress(data) if compressed else data
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(io.BytesIO(piped))))
     sources = expand_inputs(["-", "-"])
     assert sources == [InputSource(name=STDIN_NAME)]
     items, _ = read_all(["-"])
