@@ -8,7 +8,6 @@ workers write to one PostgreSQL at once.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections import Counter
@@ -288,7 +287,9 @@ class CascadeEnricher:
         now = self._clock()
         cached = self._load_cached(list(batch))
         works = [
-            IPWork(ip, address, copy.deepcopy(cached.get(ip, {}))) for ip, address in batch.items()
+            # A shallow copy is enough: a source's entry is replaced whole, never edited.
+            IPWork(ip, address, dict(cached.get(ip, {})))
+            for ip, address in batch.items()
         ]
         build, enabled = self._maxmind_build(), self._enabled()
         for work in works:
