@@ -45,6 +45,7 @@ _FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
 _METADATA = ("organization_name", "organization_country", "rir_registry")
 # Per-ASN span events of a batch statement, at most (the SDK keeps 128 by default).
 _MAX_EVENTS = 128
+_COUNT_QUERY = select(func.count()).select_from(ASN_TABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,10 +207,10 @@ def _execute_chunk(
     with instruments.tracer.start_as_current_span(names.ENSURE_ASN_SPAN) as span:
         started = time.perf_counter()
         if dialect == "postgresql":
-            result = session.execute(stmt, chunk.rows)
+            result = session.connection().execute(stmt, chunk.rows)
             new = {int(asn) for asn, inserted in result if inserted}
         else:
-            session.execute(stmt, chunk.rows)
+            session.connection().execute(stmt, chunk.rows)
             new = {item.asn for item in chunk.observed if item.asn not in previous}
         seconds = time.perf_counter() - started
         created, updated = _tally(chunk.observed, new, previous)
@@ -282,7 +283,7 @@ def _previous_metadata(session: Session, keys: Sequence[int]) -> dict[int, tuple
     found: dict[int, tuple[str | None, ...]] = {}
     for start in range(0, len(keys), _CHUNK):
         part = list(keys[start : start + _CHUNK])
-        rows = session.execute(_previous_query(), {"keys": part})
+        rows = session.connection().execute(_previous_query(), {"keys": part})
         for asn, org, country, rir in rows:
             found[int(asn)] = (org, country, rir)
     return found
@@ -290,7 +291,7 @@ def _previous_metadata(session: Session, keys: Sequence[int]) -> dict[int, tuple
 
 def inventory_size(session: Session) -> int:
     """``SELECT count(*) FROM asn_inventory``."""
-    return int(session.execute(select(func.count()).select_from(ASN_TABLE)).scalar_one())
+    return int(session.connection().execute(_COUNT_QUERY).scalar_one())
 
 
 def rebuild_asn_counts(session: Session, *, apply: bool = True) -> list[CountDrift]:

@@ -324,7 +324,7 @@ class CascadeEnricher:
         cached: dict[str, dict[str, Any]] = {}
         for start in range(0, len(batch), 1000):
             part = list(batch[start : start + 1000])
-            for ip, enrichment in self.session.execute(_CACHE_QUERY, {"ips": part}):
+            for ip, enrichment in self.session.connection().execute(_CACHE_QUERY, {"ips": part}):
                 cached[ip] = dict(enrichment or {})
         return cached
 

@@ -145,7 +145,7 @@ def _lock_query() -> Any:
 def _session_stats(session: Session, ips: Sequence[str]) -> dict[str, _Sessions]:
     found: dict[str, _Sessions] = {}
     for part in _chunks(ips):
-        rows = session.execute(_session_stats_query(), {"ips": list(part)})
+        rows = session.connection().execute(_session_stats_query(), {"ips": list(part)})
         for ip, count, first, last in rows:
             found[ip] = _Sessions(int(count), first, last)
     return found
@@ -186,7 +186,7 @@ def _insert_new(
                 }
             )
         if postgres:
-            inserted.update(session.execute(stmt, rows).scalars())
+            inserted.update(session.connection().execute(stmt, rows).scalars())
         else:
             # One SQLite writer at a time: the cache query of this transaction already
             # saw every row, so nothing can conflict (a concurrent writer makes this
@@ -199,7 +199,7 @@ def _insert_new(
 def _lock_existing(session: Session, ips: Sequence[str]) -> dict[str, _Current]:
     found: dict[str, _Current] = {}
     for part in _chunks(ips):
-        rows = session.execute(_lock_query(), {"ips": list(part)})
+        rows = session.connection().execute(_lock_query(), {"ips": list(part)})
         for ip, asn, count, first, last, verified in rows:
             found[ip] = _Current(asn, int(count), first, last, verified)
     return found
