@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -18,6 +17,7 @@ from typing import Any, Self
 
 from cowrieprocessor.enrichment.addresses import parse_ip
 from cowrieprocessor.enrichment.errors import InvalidIPError, SourceUnavailableError
+from cowrieprocessor.enrichment.text import clean_text as clean_source_text
 
 __all__ = ["SOURCE", "GreyNoiseResult", "clean_text", "parse_result"]
 
@@ -27,7 +27,6 @@ logger = logging.getLogger("cowrieprocessor.enrichment.greynoise_client")
 SOURCE = "greynoise"
 
 _MAX_TEXT = 512
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _TEXT_FIELDS = ("classification", "name", "link", "message")
 
 
@@ -127,10 +126,10 @@ def _unavailable(message: str, http_status: int) -> SourceUnavailableError:
 
 
 def clean_text(value: object) -> str | None:
-    """Strings only, without control characters, at most 512 characters."""
+    """Strings only, cleaned by the project's text rule, at most 512 characters."""
     if not isinstance(value, str):
         return None
-    return _CONTROL_CHARS.sub("", value)[:_MAX_TEXT]
+    return clean_source_text(value, limit=_MAX_TEXT)
 
 
 def _parse_date(value: object) -> date | None:

@@ -40,13 +40,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Self
 
 from cowrieprocessor.enrichment.addresses import parse_ip
+from cowrieprocessor.enrichment.text import clean_text
 
 __all__ = [
     "MAX_NAME_LENGTH",
@@ -81,7 +81,6 @@ _REGISTRIES = {
     "afrinic": "AFRINIC",
 }
 _REGISTRY_NAMES = frozenset(_REGISTRIES.values())
-_DROPPED = frozenset({"Cc", "Cs"})
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _COUNTRY = re.compile(r"[A-Za-z]{2}")
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
@@ -328,19 +327,13 @@ def most_specific(answers: Iterable[OriginAnswer]) -> OriginAnswer | None:
 
 
 def sanitize_name(text: str) -> str | None:
-    """Clean an AS name: drop control characters, strip, cut, ``NA``/empty -> None.
-
-    Every Unicode control character (category ``Cc``: NUL and the other C0
-    controls including tab and newline, DEL, and the C1 controls) and every
-    lone surrogate (``Cs``, which cannot be stored as UTF-8) is removed,
-    surrounding whitespace is stripped, and names longer than
-    :data:`MAX_NAME_LENGTH` characters are truncated.
+    """Clean an AS name with the project's text rule (:func:`~.text.clean_text`, at most
+    :data:`MAX_NAME_LENGTH` characters); ``NA`` or nothing left gives ``None``.
 
     >>> sanitize_name(" ACME\\x00 Net, US ")
     'ACME Net, US'
     """
-    cleaned = "".join(ch for ch in text if unicodedata.category(ch) not in _DROPPED).strip()
-    cleaned = cleaned[:MAX_NAME_LENGTH].rstrip()
+    cleaned = clean_text(text, limit=MAX_NAME_LENGTH).rstrip()
     if not cleaned or cleaned == "NA":
         return None
     return cleaned

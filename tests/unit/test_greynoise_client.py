@@ -610,7 +610,7 @@ def test_text_fields_are_sanitized(server: HTTPTestServer, make_client: MakeClie
 
     assert result is not None
     assert result.name is not None
-    assert result.name.startswith("evil[31mnamexxx")
+    assert result.name.startswith("evil[31mname xxx")  # CR dropped, newline -> space
     assert len(result.name) == 512
     assert result.classification == "malicious"
     assert result.message == "Success"
