@@ -12,6 +12,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -234,6 +235,9 @@ class CascadeEnricher:
     ) -> BatchReport | None:
         started = time.perf_counter()
         now = self._clock()
+        # The cascade's statements run on the session's connection: flush what the
+        # caller left pending (session summaries, say) so they see it.
+        self.session.flush()
         cached = self._load_cached(list(batch))
         works = [
             # A shallow copy is enough: a source's entry is replaced whole, never edited.
@@ -288,7 +292,7 @@ class CascadeEnricher:
     ) -> dict[str, IPOutcome]:
         """Write the batch inside one SAVEPOINT; on a data error, retry IP by IP."""
         try:
-            with self.session.begin_nested():
+            with self._savepoint():
                 self._write(works, known, now)
         except DBAPIError as exc:
             if exc.connection_invalidated or strict:
@@ -299,7 +303,7 @@ class CascadeEnricher:
         outcomes: dict[str, IPOutcome] = {}
         for work in works:
             try:
-                with self.session.begin_nested():
+                with self._savepoint():
                     self._write([work], known, now)
             except DBAPIError as exc:
                 if exc.connection_invalidated:
@@ -310,6 +314,14 @@ class CascadeEnricher:
             else:
                 outcomes[work.ip] = _outcome(work)
         return outcomes
+
+    def _savepoint(self) -> AbstractContextManager[object]:
+        """A SAVEPOINT on the session's connection around the cascade's own writes.
+
+        The writes are Core statements, so the ORM's nested transaction (and its
+        bookkeeping of ORM objects) is not needed to undo them.
+        """
+        return self.session.connection().begin_nested()
 
     def _write(self, works: Sequence[IPWork], known: set[str], now: datetime) -> None:
         facts: dict[int, ASNFacts] = {}
@@ -396,7 +408,7 @@ class CascadeEnricher:
             now,
             now,
         )
-        with self.session.begin_nested():
+        with self._savepoint():
             result = upsert_asns(self.session, {asn: observation}, {}, self._telemetry, now=now)
         self._count_asn_work(result, [asn])
         row = self.session.get(ASNInventory, asn, populate_existing=True)
