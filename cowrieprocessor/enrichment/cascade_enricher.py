@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import metrics, trace
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -193,7 +193,9 @@ class CascadeEnricher:
         now, build, enabled = self._clock(), self._maxmind_build(), self._enabled()
         stale: list[str] = []
         rows = self.session.execute(
-            select(IPInventory.ip_address, IPInventory.enrichment).order_by(IPInventory.ip_address)
+            select(IPInventory.ip_address, IPInventory.enrichment)
+            .where(or_(*(self._maybe_stale(name, now, build) for name in names)))
+            .order_by(IPInventory.ip_address)
         )
         for ip, enrichment in rows:
             work = IPWork(ip, parse_ip(ip), dict(enrichment or {}))
@@ -203,6 +205,20 @@ class CascadeEnricher:
                 if len(stale) >= limit:
                     break
         return self.enrich_ips(stale)
+
+    def _maybe_stale(self, source: str, now: datetime, build: datetime | None) -> Any:
+        """SQL pre-filter: rows whose ``source`` entry may be stale (confirmed in Python).
+
+        Timestamps are kept as ISO-8601 text in UTC, so they compare as strings.
+        """
+        entry = IPInventory.enrichment[source]
+        fetched = entry["fetched_at"].as_string()
+        cutoff = (now - self.policies[source].ttl).isoformat()
+        conditions = [fetched.is_(None), fetched <= cutoff]
+        if source == "maxmind" and build is not None:
+            built = entry["database_build"].as_string()
+            conditions += [built.is_(None), built < build.isoformat()]
+        return or_(*conditions)
 
     def _forced(self, sources: Sequence[str], ips: Sequence[str]) -> EnrichmentReport:
         saved = self.policies
