@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import metrics, trace
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,7 @@ from cowrieprocessor.enrichment._cascade_results import (
     EnrichmentReport,
     IPOutcome,
 )
+from cowrieprocessor.enrichment._stale import find_stale_ips
 from cowrieprocessor.enrichment.addresses import IPAddress, parse_ip
 from cowrieprocessor.enrichment.asn_inventory import (
     ASNObservation,
@@ -190,35 +191,16 @@ class CascadeEnricher:
         names = [source] if source else list(self.policies)
         if any(name not in self.policies for name in names):
             raise ValueError(f"unknown source {source!r}; expected one of {list(self.policies)}")
-        now, build, enabled = self._clock(), self._maxmind_build(), self._enabled()
-        stale: list[str] = []
-        rows = self.session.execute(
-            select(IPInventory.ip_address, IPInventory.enrichment)
-            .where(or_(*(self._maybe_stale(name, now, build) for name in names)))
-            .order_by(IPInventory.ip_address)
+        stale = find_stale_ips(
+            self.session,
+            self.policies,
+            names,
+            enabled=self._enabled(),
+            now=self._clock(),
+            maxmind_build=self._maxmind_build(),
+            limit=limit,
         )
-        for ip, enrichment in rows:
-            work = IPWork(ip, parse_ip(ip), dict(enrichment or {}))
-            work.plan(self.policies, enabled, now, build)
-            if work.needs_refresh(names):
-                stale.append(ip)
-                if len(stale) >= limit:
-                    break
         return self.enrich_ips(stale)
-
-    def _maybe_stale(self, source: str, now: datetime, build: datetime | None) -> Any:
-        """SQL pre-filter: rows whose ``source`` entry may be stale (confirmed in Python).
-
-        Timestamps are kept as ISO-8601 text in UTC, so they compare as strings.
-        """
-        entry = IPInventory.enrichment[source]
-        fetched = entry["fetched_at"].as_string()
-        cutoff = (now - self.policies[source].ttl).isoformat()
-        conditions = [fetched.is_(None), fetched <= cutoff]
-        if source == "maxmind" and build is not None:
-            built = entry["database_build"].as_string()
-            conditions += [built.is_(None), built < build.isoformat()]
-        return or_(*conditions)
 
     def _forced(self, sources: Sequence[str], ips: Sequence[str]) -> EnrichmentReport:
         saved = self.policies
@@ -255,11 +237,8 @@ class CascadeEnricher:
         # caller left pending (session summaries, say) so they see it.
         self.session.flush()
         cached = self._load_cached(list(batch))
-        works = [
-            # A shallow copy is enough: a source's entry is replaced whole, never edited.
-            IPWork(ip, address, dict(cached.get(ip, {})))
-            for ip, address in batch.items()
-        ]
+        # A shallow copy of the cached entries is enough: an entry is replaced, never edited.
+        works = [IPWork(ip, address, dict(cached.get(ip, {}))) for ip, address in batch.items()]
         build, enabled = self._maxmind_build(), self._enabled()
         for work in works:
             work.plan(self.policies, enabled, now, build)
@@ -280,11 +259,8 @@ class CascadeEnricher:
         return BatchReport(index, outcomes, causes, size, time.perf_counter() - started)
 
     def _enabled(self) -> dict[str, bool]:
-        return {
-            "maxmind": self.maxmind is not None,
-            "cymru": self.cymru is not None,
-            "greynoise": self.greynoise is not None,
-        }
+        sources = {"maxmind": self.maxmind, "cymru": self.cymru, "greynoise": self.greynoise}
+        return {name: source is not None for name, source in sources.items()}
 
     def _maxmind_build(self) -> datetime | None:
         return self.maxmind.database_build_time() if self.maxmind is not None else None
@@ -315,7 +291,7 @@ class CascadeEnricher:
                 raise
             logger.warning("batch write failed (%s); retrying IP by IP", type(exc.orig).__name__)
         else:
-            return {work.ip: _outcome(work) for work in works}
+            return {work.ip: work.outcome() for work in works}
         outcomes: dict[str, IPOutcome] = {}
         for work in works:
             try:
@@ -328,15 +304,11 @@ class CascadeEnricher:
                 causes[work.ip] = f"database refused the row: {type(exc.orig).__name__}"
                 logger.warning("could not store %s: %s", work.ip, type(exc.orig).__name__)
             else:
-                outcomes[work.ip] = _outcome(work)
+                outcomes[work.ip] = work.outcome()
         return outcomes
 
     def _savepoint(self) -> AbstractContextManager[object]:
-        """A SAVEPOINT on the session's connection around the cascade's own writes.
-
-        The writes are Core statements, so the ORM's nested transaction (and its
-        bookkeeping of ORM objects) is not needed to undo them.
-        """
+        """A SAVEPOINT on the session's connection: the writes are Core statements."""
         return self.session.connection().begin_nested()
 
     def _write(self, works: Sequence[IPWork], known: set[str], now: datetime) -> None:
@@ -357,14 +329,7 @@ class CascadeEnricher:
             )
         written = write_ips(self.session, writes, known, now)
         observed = {
-            asn: ASNObservation(
-                asn,
-                fact.organization_name,
-                fact.organization_country,
-                fact.rir_registry,
-                fact.source,
-                *written.seen[asn],
-            )
+            asn: fact.observation(*written.seen[asn])
             for asn, fact in facts.items()
             if asn in written.seen
         }
@@ -431,13 +396,3 @@ class CascadeEnricher:
         if row is None:  # pragma: no cover - the upsert either stored it or raised
             raise LookupError(f"AS{asn} was not stored")
         return row
-
-
-def _outcome(work: IPWork) -> IPOutcome:
-    if work.queried:
-        return IPOutcome.ENRICHED
-    if work.failed:
-        return IPOutcome.ERROR
-    if work.fresh:
-        return IPOutcome.CACHE_HIT
-    return IPOutcome.SKIPPED  # not public, or no source enabled

@@ -15,7 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from cowrieprocessor.db.models import RIR_REGISTRIES
+from cowrieprocessor.enrichment._cascade_results import IPOutcome
 from cowrieprocessor.enrichment.addresses import IPAddress, is_public
+from cowrieprocessor.enrichment.asn_inventory import ASNObservation
 from cowrieprocessor.enrichment.cymru_client import CymruResult
 from cowrieprocessor.enrichment.freshness import SourcePolicy, fetched_at, is_stale, parse_timestamp
 from cowrieprocessor.enrichment.greynoise_client import GreyNoiseResult
@@ -53,6 +55,18 @@ class ASNFacts:
     organization_country: str | None
     rir_registry: str | None
     source: str
+
+    def observation(self, first_seen: datetime, last_seen: datetime) -> ASNObservation:
+        """The ASN as met by IPs seen between ``first_seen`` and ``last_seen``."""
+        return ASNObservation(
+            self.asn,
+            self.organization_name,
+            self.organization_country,
+            self.rir_registry,
+            self.source,
+            first_seen,
+            last_seen,
+        )
 
 
 @dataclass(slots=True)
@@ -115,6 +129,16 @@ class IPWork:
         self.entries[name] = clean_entry(result.to_enrichment())
         if not isinstance(result, GreyNoiseResult) and result.asn is not None:
             self.asn_verified = True
+
+    def outcome(self) -> IPOutcome:
+        """What happened to this IP, once its sources were asked."""
+        if self.queried:
+            return IPOutcome.ENRICHED
+        if self.failed:
+            return IPOutcome.ERROR
+        if self.fresh:
+            return IPOutcome.CACHE_HIT
+        return IPOutcome.SKIPPED  # not public, or no source enabled
 
     def needs_refresh(self, sources: Collection[str]) -> bool:
         """True when one of ``sources`` must be asked again.
