@@ -47,7 +47,7 @@ SOURCE_LOOKUP_DURATION = "enrichment.lookup.duration"
 SOURCE_LOOKUP_DURATION_BOUNDS = (
     0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0,
 )  # fmt: skip
-#: Counter ``{ip}``; attribute outcome (cache_hit, enriched, error).
+#: Counter ``{ip}``; attribute outcome (cache_hit, enriched, skipped, error).
 #: Prometheus: ``enrichment_ips_total``.
 ENRICHED_IPS = "enrichment.ips"
 #: Observable gauge ``{request}``: GreyNoise requests left today, when known.

@@ -190,7 +190,7 @@ def _enrichment_panels() -> list[dict[str, Any]]:
         _row("Enrichment pipeline"),
         _timeseries(
             "IPs processed per second",
-            "IPs per second by outcome: cache_hit, enriched, error.",
+            "IPs per second by outcome: cache_hit, enriched, skipped, error.",
             "ops",
             [(f"sum by (outcome) ({ips})", "{{outcome}}")],
         ),
