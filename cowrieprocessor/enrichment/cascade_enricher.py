@@ -31,12 +31,7 @@ from cowrieprocessor.enrichment._cascade_results import (
 )
 from cowrieprocessor.enrichment._stale import find_stale_ips
 from cowrieprocessor.enrichment.addresses import IPAddress, parse_ip
-from cowrieprocessor.enrichment.asn_inventory import (
-    ASNObservation,
-    ASNUpsertResult,
-    inventory_size,
-    upsert_asns,
-)
+from cowrieprocessor.enrichment.asn_inventory import ASNUpsertResult, inventory_size, upsert_asns
 from cowrieprocessor.enrichment.errors import InvalidIPError
 from cowrieprocessor.enrichment.freshness import DEFAULT_POLICIES, SourcePolicy
 from cowrieprocessor.enrichment.ip_writer import IPWrite, write_ips
@@ -116,7 +111,7 @@ class CascadeEnricher:
         """
         address = parse_ip(ip)
         canonical = str(address)
-        self._run_batch({canonical: address}, index=0, single=True, strict=True)
+        self._run_batch({canonical: address}, self.policies, index=0, single=True, strict=True)
         row = self.session.get(IPInventory, canonical, populate_existing=True)
         if row is None:  # pragma: no cover - the batch either stored it or raised
             raise LookupError(f"{canonical} was not stored")
@@ -135,10 +130,28 @@ class CascadeEnricher:
         still without an ASN) and batched upserts. ``on_batch`` runs after each
         batch is flushed; the command line commits there.
         """
+        return self._enrich_all(ips, batch_size, on_batch, self.policies)
+
+    def _enrich_all(
+        self,
+        ips: Iterable[str],
+        batch_size: int,
+        on_batch: Callable[[BatchReport], None] | None,
+        policies: Mapping[str, SourcePolicy],
+    ) -> EnrichmentReport:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         outcomes: dict[str, IPOutcome] = {}
         causes: dict[str, str] = {}
+
+        def done(batch: dict[str, IPAddress], index: int) -> None:
+            report = self._run_batch(batch, policies, index=index, single=False, strict=False)
+            assert report is not None
+            outcomes.update(report.outcomes)
+            causes.update(report.causes)
+            if on_batch is not None:
+                on_batch(report)
+
         pending: dict[str, IPAddress] = {}
         index = 0
         for text in ips:
@@ -156,10 +169,10 @@ class CascadeEnricher:
                 continue
             pending[canonical] = address
             if len(pending) >= batch_size:
-                self._batch_done(pending, index, outcomes, causes, on_batch)
+                done(pending, index)
                 pending, index = {}, index + 1
         if pending:
-            self._batch_done(pending, index, outcomes, causes, on_batch)
+            done(pending, index)
         return EnrichmentReport(outcomes, causes)
 
     def enrich_session_ips(self, session_id: str) -> list[IPInventory]:
@@ -203,33 +216,21 @@ class CascadeEnricher:
         return self.enrich_ips(stale)
 
     def _forced(self, sources: Sequence[str], ips: Sequence[str]) -> EnrichmentReport:
-        saved = self.policies
-        self.policies = {
+        """Enrich ``ips`` asking ``sources`` again whatever the age of their data."""
+        policies = {
             name: replace(policy, ttl=policy.ttl * 0) if name in sources else policy
-            for name, policy in saved.items()
+            for name, policy in self.policies.items()
         }
-        try:
-            return self.enrich_ips(ips)
-        finally:
-            self.policies = saved
-
-    def _batch_done(
-        self,
-        batch: dict[str, IPAddress],
-        index: int,
-        outcomes: dict[str, IPOutcome],
-        causes: dict[str, str],
-        on_batch: Callable[[BatchReport], None] | None,
-    ) -> None:
-        report = self._run_batch(batch, index=index, single=False, strict=False)
-        assert report is not None
-        outcomes.update(report.outcomes)
-        causes.update(report.causes)
-        if on_batch is not None:
-            on_batch(report)
+        return self._enrich_all(ips, DEFAULT_BATCH_SIZE, None, policies)
 
     def _run_batch(
-        self, batch: Mapping[str, IPAddress], *, index: int, single: bool, strict: bool
+        self,
+        batch: Mapping[str, IPAddress],
+        policies: Mapping[str, SourcePolicy],
+        *,
+        index: int,
+        single: bool,
+        strict: bool,
     ) -> BatchReport | None:
         started = time.perf_counter()
         now = self._clock()
@@ -237,11 +238,10 @@ class CascadeEnricher:
         # caller left pending (session summaries, say) so they see it.
         self.session.flush()
         cached = self._load_cached(list(batch))
-        # A shallow copy of the cached entries is enough: an entry is replaced, never edited.
-        works = [IPWork(ip, address, dict(cached.get(ip, {}))) for ip, address in batch.items()]
+        works = [IPWork(ip, address, cached.get(ip) or {}) for ip, address in batch.items()]
         build, enabled = self._maxmind_build(), self._enabled()
         for work in works:
-            work.plan(self.policies, enabled, now, build)
+            work.plan(policies, enabled, now, build)
         calls = SourceCalls(self._telemetry, now)
         if self.maxmind is not None:
             calls.maxmind(self.maxmind, works)
@@ -266,6 +266,7 @@ class CascadeEnricher:
         return self.maxmind.database_build_time() if self.maxmind is not None else None
 
     def _load_cached(self, batch: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Each IP's stored entries, in a dict of its own (an entry is replaced, never edited)."""
         cached: dict[str, dict[str, Any]] = {}
         for start in range(0, len(batch), 1000):
             part = list(batch[start : start + 1000])
@@ -380,15 +381,14 @@ class CascadeEnricher:
                 rolled back and the caller's session stays usable.
         """
         now = self._clock()
-        observation = ASNObservation(
+        facts = ASNFacts(
             asn,
             normalize_text(organization_name),
             normalize_country(organization_country),
             normalize_rir(rir_registry),
             source,
-            now,
-            now,
         )
+        observation = facts.observation(now, now)
         with self._savepoint():
             result = upsert_asns(self.session, {asn: observation}, {}, self._telemetry, now=now)
         self._count_asn_work(result, [asn])
