@@ -84,15 +84,15 @@ def open_sources(options: SourceOptions) -> Sources:
             sent as a header (the key itself is not shown).
     """
     warnings: list[str] = []
-    maxmind: MaxMindClient | None = MaxMindClient(options.maxmind_dir)
-    if maxmind is not None and not maxmind.available:
-        where = maxmind.directory or ", ".join(str(path) for path in DEFAULT_SEARCH_DIRS)
+    client = MaxMindClient(options.maxmind_dir)
+    maxmind = client if client.available else None
+    if maxmind is None:
+        where = client.directory or ", ".join(str(path) for path in DEFAULT_SEARCH_DIRS)
         warnings.append(
             f"no MaxMind database found in {where}; continuing without MaxMind "
             "(set --maxmind-dir or COWRIEPROCESSOR_MAXMIND_DIR)"
         )
-        maxmind.close()
-        maxmind = None
+        client.close()
     cymru = None
     if options.cymru:
         cymru = WhoisOnlyCymru(CymruClient(host=options.cymru_host, port=options.cymru_port))
