@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
+import socket
 
 from cowrieprocessor.enrichment.errors import InvalidIPError
 
@@ -31,6 +32,17 @@ def parse_ip(text: str, *, source: str = "input") -> IPAddress:
         raise InvalidIPError(
             f"zoned IPv6 addresses are not accepted: {_shown(text)}", source=source
         )
+    if ":" not in candidate:
+        # Fast path for dotted quads, as ipaddress parses octets in pure Python.
+        # Only the C library's own canonical spelling is taken, so anything a libc
+        # tolerates beyond ipaddress (leading zeros, ...) still goes the slow way.
+        try:
+            packed = socket.inet_pton(socket.AF_INET, candidate)
+        except (OSError, ValueError):
+            pass
+        else:
+            if socket.inet_ntop(socket.AF_INET, packed) == candidate:
+                return ipaddress.IPv4Address(int.from_bytes(packed, "big"))
     try:
         address = ipaddress.ip_address(candidate)
     except ValueError as exc:
