@@ -13,6 +13,7 @@ alternately so their ratio is measured side by side.
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 import random
 import statistics
@@ -93,6 +94,7 @@ def skewed_ips(records: Sequence[GeoRecord], count: int, seed: int) -> list[str]
 
 
 def run_batch(url: str, maxmind: MaxMindClient, ips: list[str], *, otel: bool, batch: int) -> float:
+    gc.collect()  # each run starts without the previous run's garbage
     db = open_database(url)
     Base.metadata.create_all(db.engine)
     tracer_provider: TracerProvider | None = None
@@ -146,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--asns", type=int, default=20_000)
     parser.add_argument("--single-ips", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=1_000)
-    parser.add_argument("--pairs", type=int, default=3, help="telemetry off/on pairs")
+    parser.add_argument("--pairs", type=int, default=4, help="telemetry off/on pairs")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     args = parser.parse_args(argv)
 
@@ -179,10 +181,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"enrich_ip   SQLite file : {len(subset) / seconds:10,.0f} IPs/s ({seconds:.2f} s)"
             )
         if "otel-sqlite" in args.modes:
+            # A first, untimed run warms the process; then the pairs alternate which
+            # side goes first (off/on, on/off, ...) so drift over the run cancels out.
+            run_batch(sqlite_url("warm"), maxmind, ips, otel=False, batch=args.batch_size)
             ratios = []
-            for _ in range(args.pairs):
-                off = run_batch(sqlite_url("off"), maxmind, ips, otel=False, batch=args.batch_size)
-                on = run_batch(sqlite_url("on"), maxmind, ips, otel=True, batch=args.batch_size)
+            for pair in range(args.pairs):
+                timed: dict[bool, float] = {}
+                for otel in (False, True) if pair % 2 == 0 else (True, False):
+                    url = sqlite_url("on" if otel else "off")
+                    timed[otel] = run_batch(url, maxmind, ips, otel=otel, batch=args.batch_size)
+                off, on = timed[False], timed[True]
                 ratios.append(on / off)
                 print(f"  pair: off {len(ips) / off:,.0f} IPs/s, on {len(ips) / on:,.0f} IPs/s")
             median = statistics.median(ratios)

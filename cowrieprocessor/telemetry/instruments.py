@@ -18,6 +18,11 @@ from cowrieprocessor.telemetry import names
 __all__ = ["EnrichmentInstruments"]
 
 _Attributes = tuple[tuple[str, str], ...]
+_CREATE = {"operation": "create"}
+_UPDATE = {"operation": "update"}
+# A context with no current span (not an empty one: the SDK replaces an empty
+# context with the current context).
+_NO_SPAN = trace.set_span_in_context(trace.INVALID_SPAN)
 
 
 class EnrichmentInstruments:
@@ -121,10 +126,12 @@ class EnrichmentInstruments:
             self.records_created.add(count, dict(attributes))
         for attributes, count in updated.items():
             self.records_updated.add(count, dict(attributes))
-        create_attrs = {"operation": "create"}
-        update_attrs = {"operation": "update"}
         record = self.operation_duration.record
-        for _ in range(created.total()):
-            record(seconds, create_attrs)
-        for _ in range(updated.total()):
-            record(seconds, update_attrs)
+        for operation, count in ((_CREATE, created.total()), (_UPDATE, updated.total())):
+            if count:
+                # The first observation is made in the caller's context, so an exemplar
+                # can point at the statement's span; the others carry the same value and
+                # skip the exemplar sampling that would only repeat it.
+                record(seconds, operation)
+                for _ in range(count - 1):
+                    record(seconds, operation, _NO_SPAN)

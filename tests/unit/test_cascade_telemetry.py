@@ -12,6 +12,7 @@ from opentelemetry.trace import StatusCode
 from sqlalchemy.exc import IntegrityError
 
 from cowrieprocessor.db import Base, Database, open_database
+from cowrieprocessor.enrichment.asn_inventory import MAX_ASN_EVENTS
 from cowrieprocessor.enrichment.cascade_enricher import CascadeEnricher
 from cowrieprocessor.telemetry import names
 from tests.support.fakes import (
@@ -149,6 +150,47 @@ def test_batch_span_counts_and_events(memory_db: Database, telemetry: InMemoryTe
     numbers = [(event.attributes or {}).get("asn.number") for event in first.events]
     assert sorted(n for n in numbers if isinstance(n, int)) == [3215, 13335, 15169]
     assert dict(second.attributes or {})["asn.operation"] == "update"
+
+
+def test_busy_statement_describes_new_asns_first_and_counts_the_rest(
+    memory_db: Database, telemetry: InMemoryTelemetry
+) -> None:
+    known = {f"8.0.{n}.1": maxmind_result(f"8.0.{n}.1", 64_000 + n) for n in range(30)}
+    fresh = {f"9.0.{n}.1": maxmind_result(f"9.0.{n}.1", 65_000 + n) for n in range(10)}
+    enricher = CascadeEnricher(
+        FakeMaxMind({**known, **fresh}),
+        None,
+        None,
+        memory_db.sessions(),
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+    )
+    enricher.enrich_ips(list(known))
+    telemetry.spans.clear()
+
+    enricher.enrich_ips(list(known) + list(fresh))
+
+    (span,) = telemetry.finished_spans(names.ENSURE_ASN_SPAN)
+    attributes = dict(span.attributes or {})
+    assert (attributes["asn.created_count"], attributes["asn.updated_count"]) == (10, 30)
+    assert len(span.events) == MAX_ASN_EVENTS == 32
+    assert attributes["asn.events_dropped"] == 40 - MAX_ASN_EVENTS
+    operations = [(event.attributes or {}).get("asn.operation") for event in span.events]
+    assert operations == ["create"] * 10 + ["update"] * 22
+    created = {(event.attributes or {}).get("asn.number") for event in span.events[:10]}
+    assert created == set(range(65_000, 65_010))
+
+
+def test_duration_exemplar_points_at_the_statement_span(
+    memory_db: Database, telemetry: InMemoryTelemetry
+) -> None:
+    enricher = _enricher(memory_db, telemetry)
+    enricher.enrich_ips(["8.8.8.8", "1.1.1.1", "2.2.2.2"])
+
+    (span,) = telemetry.finished_spans(names.ENSURE_ASN_SPAN)
+    (point,) = telemetry.histogram(names.ASN_OPERATION_DURATION, operation="create")
+    assert point.count == 3
+    assert [exemplar.span_id for exemplar in point.exemplars] == [span.context.span_id]
 
 
 def test_exception_is_recorded_once_with_error_status(
