@@ -13,14 +13,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import metrics, trace
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from cowrieprocessor.db.models import ASNInventory, Base, IPInventory, SessionSummary
 from cowrieprocessor.enrichment._cascade_results import (
@@ -53,6 +53,17 @@ logger = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 500
 
 _IP = Base.metadata.tables["ip_inventory"].c
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """What one batch did: each IP's outcome, failure causes, and the rows it inserted."""
+
+    outcomes: dict[str, IPOutcome]
+    causes: dict[str, str]
+    inserted: dict[str, dict[str, Any]]
+
+
 _CACHE_QUERY = select(_IP.ip_address, _IP.enrichment).where(
     _IP.ip_address.in_(bindparam("ips", expanding=True))
 )
@@ -111,11 +122,8 @@ class CascadeEnricher:
         """
         address = parse_ip(ip)
         canonical = str(address)
-        self._run_batch({canonical: address}, self.policies, index=0, single=True, strict=True)
-        row = self.session.get(IPInventory, canonical, populate_existing=True)
-        if row is None:  # pragma: no cover - the batch either stored it or raised
-            raise LookupError(f"{canonical} was not stored")
-        return row
+        done = self._run_batch({canonical: address}, self.policies, single=True, strict=True)
+        return self._stored_row(canonical, done.inserted.get(canonical))
 
     def enrich_ips(
         self,
@@ -145,12 +153,14 @@ class CascadeEnricher:
         causes: dict[str, str] = {}
 
         def done(batch: dict[str, IPAddress], index: int) -> None:
-            report = self._run_batch(batch, policies, index=index, single=False, strict=False)
-            assert report is not None
-            outcomes.update(report.outcomes)
-            causes.update(report.causes)
+            started = time.perf_counter()
+            result = self._run_batch(batch, policies, single=False, strict=False)
+            size = self.get_asn_inventory_size()  # the size gauge: once per batch
+            outcomes.update(result.outcomes)
+            causes.update(result.causes)
             if on_batch is not None:
-                on_batch(report)
+                elapsed = time.perf_counter() - started
+                on_batch(BatchReport(index, result.outcomes, result.causes, size, elapsed))
 
         pending: dict[str, IPAddress] = {}
         index = 0
@@ -228,11 +238,9 @@ class CascadeEnricher:
         batch: Mapping[str, IPAddress],
         policies: Mapping[str, SourcePolicy],
         *,
-        index: int,
         single: bool,
         strict: bool,
-    ) -> BatchReport | None:
-        started = time.perf_counter()
+    ) -> _Batch:
         now = self._clock()
         # The cascade's statements run on the session's connection: flush what the
         # caller left pending (session summaries, say) so they see it.
@@ -250,13 +258,30 @@ class CascadeEnricher:
         if self.greynoise is not None:
             calls.greynoise(self.greynoise, works)
         calls.record_durations()
-        outcomes = self._store(works, set(cached), now, calls.causes, strict=strict)
+        outcomes, inserted = self._store(works, set(cached), now, calls.causes, strict=strict)
         self._account(works, outcomes, calls.lookups)
-        if single:  # the size gauge is refreshed once per batch of enrich_ips
-            return None
-        size = self.get_asn_inventory_size()
         causes = {ip: cause for ip, cause in calls.causes.items() if ip in outcomes}
-        return BatchReport(index, outcomes, causes, size, time.perf_counter() - started)
+        return _Batch(outcomes, causes, inserted)
+
+    def _stored_row(self, ip: str, inserted: dict[str, Any] | None) -> IPInventory:
+        """The ORM row of ``ip`` as stored, without a query when this batch inserted it.
+
+        A row the batch inserted is built from the values written, unless the
+        session already holds an object for it; any other row is (re)loaded.
+        """
+        session = self.session
+        if (
+            inserted is not None
+            and session.identity_key(IPInventory, ip) not in session.identity_map
+        ):
+            row = IPInventory(**inserted)
+            make_transient_to_detached(row)  # persistent as if loaded: no pending change
+            session.add(row)
+            return row
+        loaded = session.get(IPInventory, ip, populate_existing=True)
+        if loaded is None:  # pragma: no cover - the batch either stored it or raised
+            raise LookupError(f"{ip} was not stored")
+        return loaded
 
     def _enabled(self) -> dict[str, bool]:
         sources = {"maxmind": self.maxmind, "cymru": self.cymru, "greynoise": self.greynoise}
@@ -282,22 +307,26 @@ class CascadeEnricher:
         causes: dict[str, str],
         *,
         strict: bool,
-    ) -> dict[str, IPOutcome]:
-        """Write the batch inside one SAVEPOINT; on a data error, retry IP by IP."""
+    ) -> tuple[dict[str, IPOutcome], dict[str, dict[str, Any]]]:
+        """Write the batch inside one SAVEPOINT; on a data error, retry IP by IP.
+
+        Returns each IP's outcome and the values of the rows inserted.
+        """
         try:
             with self._savepoint():
-                self._write(works, known, now)
+                inserted = self._write(works, known, now)
         except DBAPIError as exc:
             if exc.connection_invalidated or strict:
                 raise
             logger.warning("batch write failed (%s); retrying IP by IP", type(exc.orig).__name__)
         else:
-            return {work.ip: work.outcome() for work in works}
+            return {work.ip: work.outcome() for work in works}, inserted
         outcomes: dict[str, IPOutcome] = {}
+        inserted = {}
         for work in works:
             try:
                 with self._savepoint():
-                    self._write([work], known, now)
+                    inserted.update(self._write([work], known, now))
             except DBAPIError as exc:
                 if exc.connection_invalidated:
                     raise
@@ -306,13 +335,15 @@ class CascadeEnricher:
                 logger.warning("could not store %s: %s", work.ip, type(exc.orig).__name__)
             else:
                 outcomes[work.ip] = work.outcome()
-        return outcomes
+        return outcomes, inserted
 
     def _savepoint(self) -> AbstractContextManager[object]:
         """A SAVEPOINT on the session's connection: the writes are Core statements."""
         return self.session.connection().begin_nested()
 
-    def _write(self, works: Sequence[IPWork], known: set[str], now: datetime) -> None:
+    def _write(
+        self, works: Sequence[IPWork], known: set[str], now: datetime
+    ) -> dict[str, dict[str, Any]]:
         facts: dict[int, ASNFacts] = {}
         writes = []
         for work in works:
@@ -338,6 +369,7 @@ class CascadeEnricher:
             upsert_asns(self.session, observed, written.deltas, self._telemetry, now=now),
             observed,
         )
+        return written.inserted
 
     def _count_asn_work(self, result: ASNUpsertResult, observed: Iterable[int]) -> None:
         self._stats.asn_records_created += len(result.created)

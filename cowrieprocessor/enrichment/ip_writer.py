@@ -47,12 +47,16 @@ class IPWrite:
 
 @dataclass(slots=True)
 class IPWriteResult:
-    """Count deltas per ASN, ASN moves and the observation window per ASN."""
+    """Count deltas per ASN, ASN moves, the observation window per ASN, and new rows.
+
+    ``inserted`` holds, for each IP whose row this batch inserted, the values of
+    every column as written.
+    """
 
     deltas: dict[int, CountDelta] = field(default_factory=lambda: defaultdict(CountDelta))
     moves: list[tuple[str, int, int]] = field(default_factory=list)
     seen: dict[int, tuple[datetime, datetime]] = field(default_factory=dict)
-    inserted: set[str] = field(default_factory=set)
+    inserted: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def observe(self, asn: int, first: datetime, last: datetime) -> None:
         old = self.seen.get(asn)
@@ -168,14 +172,14 @@ def _insert_statement(*, postgres: bool) -> Any:
 
 def _insert_new(
     session: Session, fresh: Sequence[IPWrite], sessions: dict[str, _Sessions], now: datetime
-) -> set[str]:
+) -> dict[str, dict[str, Any]]:
     if not fresh:
-        return set()
+        return {}
     postgres = session.get_bind().dialect.name == "postgresql"
     stmt = _insert_statement(postgres=postgres)
-    inserted: set[str] = set()
+    inserted: dict[str, dict[str, Any]] = {}
     for part in _chunks(fresh):
-        rows = []
+        rows: list[dict[str, Any]] = []
         for write in part:
             stats = sessions.get(write.ip)
             rows.append(
@@ -194,13 +198,14 @@ def _insert_new(
                 }
             )
         if postgres:
-            inserted.update(session.connection().execute(stmt, rows).scalars())
+            new = set(session.connection().execute(stmt, rows).scalars())
+            inserted.update((row["ip_address"], row) for row in rows if row["ip_address"] in new)
         else:
             # One SQLite writer at a time: the cache query of this transaction already
             # saw every row, so nothing can conflict (a concurrent writer makes this
             # transaction fail instead of silently skipping rows).
             session.connection().execute(stmt, rows)
-            inserted.update(write.ip for write in part)
+            inserted.update((row["ip_address"], row) for row in rows)
     return inserted
 
 

@@ -7,11 +7,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cowrieprocessor.db import ASNInventory, Database, IPASNHistory, IPInventory, SessionSummary
+from cowrieprocessor.db import (
+    ASNInventory,
+    Base,
+    Database,
+    IPASNHistory,
+    IPInventory,
+    SessionSummary,
+)
 from cowrieprocessor.enrichment.asn_inventory import rebuild_asn_counts
 from cowrieprocessor.enrichment.cascade_enricher import CascadeEnricher, IPOutcome
 from cowrieprocessor.enrichment.errors import (
@@ -279,6 +286,40 @@ def test_enrich_ip_and_enrich_ips_store_the_same(database: Database) -> None:
             contents.append(_snapshot(session))
             session.rollback()
     assert contents[0] == contents[1]
+
+
+def test_enrich_ip_returns_the_row_as_stored(rig: Rig) -> None:
+    _add_sessions(rig.session, "8.8.8.8", 2, rig.clock, "a")
+    rig.clock.advance(days=1)
+    returned = {ip: rig.enricher.enrich_ip(ip) for ip in ("8.8.8.8", "1.1.1.1", "10.1.1.1")}
+    rig.clock.advance(days=1)
+    returned["again"] = rig.enricher.enrich_ip("8.8.8.8")  # an existing row: reloaded
+
+    stored = {
+        row["ip_address"]: dict(row)
+        for row in rig.session.execute(select(IPInventory.__table__)).mappings()
+    }
+    columns = [column.key for column in IPInventory.__table__.columns]
+    for row in returned.values():
+        assert row in rig.session
+        assert not rig.session.is_modified(row)
+        assert {name: getattr(row, name) for name in columns} == stored[row.ip_address]
+    assert returned["again"] is returned["8.8.8.8"]  # one object per row in the session
+    assert returned["8.8.8.8"].session_count == 2
+    assert returned["8.8.8.8"].enrichment["greynoise"]["noise"] is True
+    assert returned["1.1.1.1"].current_asn == 13335
+
+
+def test_enrich_ip_refreshes_an_object_the_session_already_holds(rig: Rig) -> None:
+    held = rig.enricher.enrich_ip("8.8.8.8")
+    # The row goes away behind the ORM's back; the session still holds its object.
+    rig.session.execute(delete(Base.metadata.tables["ip_inventory"]))
+    rig.clock.advance(days=1)
+
+    again = rig.enricher.enrich_ip("8.8.8.8")
+
+    assert again is held
+    assert again.created_at == rig.clock.now  # the new row's values, not the old object's
 
 
 def _snapshot(session: Session) -> tuple[object, ...]:
