@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--asns", type=int, default=20_000)
     parser.add_argument("--single-ips", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=1_000)
-    parser.add_argument("--pairs", type=int, default=4, help="telemetry off/on pairs")
+    parser.add_argument("--pairs", type=int, default=6, help="telemetry off/on pairs")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     args = parser.parse_args(argv)
 
