@@ -7,6 +7,7 @@ import io
 import json
 import os
 import sys
+import tempfile
 import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
@@ -411,12 +412,51 @@ def test_input_errors_name_the_path(tmp_path: Path, name: str, message: str) -> 
     assert raised.value.path == path
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
 def test_unreadable_file_is_an_input_error(tmp_path: Path) -> None:
-    log = write(tmp_path / "cowrie.json", event_line())
-    log.chmod(0)
-    with pytest.raises(InputError, match=r"cannot read .*cowrie\.json: Permission denied"):
-        expand_inputs([str(log)])
+    if os.geteuid() != 0:
+        log = write(tmp_path / "cowrie.json", event_line())
+        log.chmod(0)
+        message = _input_error_message([str(log)])
+    else:
+        # Root reads any file: a child process that has become "nobody" reads instead,
+        # in a directory it may enter (pytest's own temporary directories are private).
+        with tempfile.TemporaryDirectory(dir="/tmp") as private:
+            directory = Path(private)
+            directory.chmod(0o755)
+            log = write(directory / "cowrie.json", event_line())
+            log.chmod(0)
+            message = _input_error_message_as_nobody([str(log)])
+    assert message == f"cannot read {log}: Permission denied"
+
+
+def _input_error_message(specs: list[str]) -> str:
+    with pytest.raises(InputError) as raised:
+        expand_inputs(specs)
+    return str(raised.value)
+
+
+def _input_error_message_as_nobody(specs: list[str]) -> str:
+    nobody = 65534
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the forked child
+        os.close(read_end)
+        answer = "the child failed before reading"
+        try:
+            os.setgid(nobody)
+            os.setuid(nobody)
+            expand_inputs(specs)
+            answer = "no error"
+        except InputError as exc:
+            answer = str(exc)
+        finally:
+            os.write(write_end, answer.encode())
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        answer = pipe.read().decode()
+    os.waitpid(child, 0)
+    return answer
 
 
 def test_empty_spec_list_gives_no_sources() -> None:
