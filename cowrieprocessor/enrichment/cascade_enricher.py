@@ -53,6 +53,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 500
 
 _IP = Base.metadata.tables["ip_inventory"].c
+_CACHE_QUERY = select(_IP.ip_address, _IP.enrichment).where(
+    _IP.ip_address.in_(bindparam("ips", expanding=True))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +65,6 @@ class _Batch:
     outcomes: dict[str, IPOutcome]
     causes: dict[str, str]
     inserted: dict[str, dict[str, Any]]
-
-
-_CACHE_QUERY = select(_IP.ip_address, _IP.enrichment).where(
-    _IP.ip_address.in_(bindparam("ips", expanding=True))
-)
 
 
 class CascadeEnricher:
