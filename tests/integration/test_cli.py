@@ -28,12 +28,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from cowrieprocessor.cli import main
 from cowrieprocessor.db import open_database
 from cowrieprocessor.demo.geodb import demo_ips, demo_records, write_geolite2_databases
+from cowrieprocessor.telemetry import names
 from tests.support.databases import PG_ADMIN_URL, postgres_schema
 from tests.support.http_server import HTTPTestServer, Reply, ReplyLike
+from tests.support.otlp import METRICS_PATH, TRACES_PATH, attributes, start_recorder
 from tests.support.whois_server import WhoisServer, rows_responder, synthetic_row
 
 GREYNOISE_KEY = "gn-test-key-7f3a9c1e5b"
@@ -287,9 +290,15 @@ def scenario(tmp_path: Path) -> Iterator[tuple[Offline, LogFacts]]:
 
 
 def enrich_json(
-    offline: Offline, facts: LogFacts, db_url: str, *extra: str
+    offline: Offline,
+    facts: LogFacts,
+    db_url: str,
+    *extra: str,
+    env: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
-    result = run_cli("enrich", str(facts.path), "--db", db_url, "--json", *offline.args(), *extra)
+    result = run_cli(
+        "enrich", str(facts.path), "--db", db_url, "--json", *offline.args(), *extra, env=env
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout), result
 
@@ -345,6 +354,67 @@ def test_second_run_changes_no_count(scenario: tuple[Offline, LogFacts], db_url:
     rebuild = run_cli("asn", "rebuild-counts", "--db", db_url, "--json", env=cli_env())
     assert rebuild.returncode == 0, rebuild.stderr
     assert json.loads(rebuild.stdout)["drifted"] == 0
+
+
+def with_password(db_url: str) -> tuple[str, str | None]:
+    """``db_url`` carrying ``PG_PASSWORD`` when it is a PostgreSQL URL without a password.
+
+    The test server trusts loopback, so the password changes nothing but what a leak
+    would show. Returns the URL and the password it holds, if any.
+    """
+    url = make_url(db_url)
+    if url.get_backend_name() != "postgresql":
+        return db_url, url.password
+    if url.password is None:
+        url = url.set(password=PG_PASSWORD)
+    return url.render_as_string(hide_password=False), str(url.password)
+
+
+def test_otlp_endpoint_receives_the_runs_spans_and_metrics(
+    scenario: tuple[Offline, LogFacts], db_url: str
+) -> None:
+    offline, facts = scenario
+    url, password = with_password(db_url)
+    recorder = start_recorder()
+    try:
+        summary, result = enrich_json(
+            offline, facts, url, "--otlp-endpoint", recorder.url, "--batch-size", "2",
+            env=cli_env(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost"),
+        )  # fmt: skip
+    finally:
+        recorder.close()
+
+    created, updated = summary["asn_records_created"], summary["asn_records_updated"]
+    assert created == summary["inventory_size"] > 0
+    assert updated > 0  # batches of two IPs also meet ASNs an earlier batch created
+    assert "Traceback" not in result.stderr
+    # The run is far shorter than the export interval: what arrived was flushed at exit.
+    assert recorder.paths() == {TRACES_PATH, METRICS_PATH}
+    assert {post.content_type for post in recorder.posts} == {"application/x-protobuf"}
+
+    described = [attributes(span.attributes) for span in recorder.spans(names.ENSURE_ASN_SPAN)]
+    # A statement on one ASN carries that ASN's attributes; a larger one only the counts.
+    single = [span for span in described if "asn.operation" in span]
+    batches = [span for span in described if "asn.operation" not in span]
+    assert single
+    assert batches
+    created_in_spans = sum(span["asn.operation"] == "create" for span in single) + sum(
+        span["asn.created_count"] for span in batches
+    )
+    assert created_in_spans == created
+
+    assert recorder.sum_total(names.ASN_RECORDS_CREATED) == created
+    assert recorder.histogram_count(names.ASN_OPERATION_DURATION) == created + updated
+
+    resources = recorder.resource_attributes()
+    assert resources
+    assert {resource.get("service.name") for resource in resources} == {"cowrieprocessor"}
+
+    secrets = [GREYNOISE_KEY, *([password] if password else [])]
+    for post in recorder.posts:
+        for secret in secrets:
+            assert secret.encode() not in post.payload, (post.path, secret)
+            assert not any(secret in value for value in post.headers.values()), post.path
 
 
 def test_killed_run_rerun_equals_a_clean_run(tmp_path: Path, db_url: str) -> None:

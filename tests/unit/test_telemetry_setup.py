@@ -9,17 +9,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
-)
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import Histogram, InMemoryMetricReader
 from prometheus_client.parser import text_string_to_metric_families
@@ -36,6 +30,7 @@ from cowrieprocessor.telemetry.setup import (
     metric_views,
     resolve_otlp_endpoints,
 )
+from tests.support.otlp import OtlpRecorder, start_recorder
 
 SCOPE_LABELS = {
     "otel_scope_name": "cowrieprocessor",
@@ -50,67 +45,11 @@ DEFAULT_BOUNDS = (0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 75
 # ---------------------------------------------------------------- helpers and fixtures
 
 
-@dataclass(frozen=True)
-class Post:
-    path: str
-    content_type: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class OtlpRecorder:
-    """A loopback OTLP/HTTP receiver that keeps every POST; ``hold`` delays the answers."""
-
-    server: ThreadingHTTPServer
-    posts: list[Post] = field(default_factory=list)
-    hold: threading.Event | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}"
-
-    def paths(self) -> set[str]:
-        return {post.path for post in self.posts}
-
-
-def _start_recorder(hold: threading.Event | None = None) -> OtlpRecorder:
-    recorder: OtlpRecorder
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            if recorder.hold is not None:
-                recorder.hold.wait(30)
-            recorder.posts.append(
-                Post(
-                    path=self.path,
-                    content_type=self.headers.get("Content-Type", ""),
-                    headers={key.lower(): value for key, value in self.headers.items()},
-                    body=body,
-                )
-            )
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    recorder = OtlpRecorder(server, hold=hold)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return recorder
-
-
 @pytest.fixture
 def recorder() -> Iterator[OtlpRecorder]:
-    recorder = _start_recorder()
+    recorder = start_recorder()
     yield recorder
-    recorder.server.shutdown()
-    recorder.server.server_close()
+    recorder.close()
 
 
 @pytest.fixture(autouse=True)
@@ -449,20 +388,8 @@ def test_otlp_posts_protobuf_to_the_signal_paths(
 
     assert recorder.paths() == {"/v1/traces", "/v1/metrics"}
     assert {post.content_type for post in recorder.posts} == {"application/x-protobuf"}
-    traces = ExportTraceServiceRequest.FromString(
-        next(post.body for post in recorder.posts if post.path == "/v1/traces")
-    )
-    span_names = {
-        span.name for rs in traces.resource_spans for ss in rs.scope_spans for span in ss.spans
-    }
-    assert span_names == {names.ENSURE_ASN_SPAN}
-    metrics = ExportMetricsServiceRequest.FromString(
-        next(post.body for post in recorder.posts if post.path == "/v1/metrics")
-    )
-    metric_names = {
-        m.name for rm in metrics.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
-    }
-    assert names.ASN_RECORDS_CREATED in metric_names
+    assert {span.name for span in recorder.spans()} == {names.ENSURE_ASN_SPAN}
+    assert names.ASN_RECORDS_CREATED in {metric.name for metric in recorder.metrics()}
     assert telemetry.warnings == []
 
 
@@ -545,7 +472,7 @@ def test_unreachable_collector_gives_one_warning_and_a_prompt_shutdown(
 
 def test_a_hanging_collector_cannot_hold_shutdown(caplog: pytest.LogCaptureFixture) -> None:
     release = threading.Event()
-    hanging = _start_recorder(hold=release)
+    hanging = start_recorder(hold=release)
     telemetry = configure_telemetry(
         TelemetryOptions(otlp_endpoint=hanging.url, otlp_timeout_s=30, shutdown_timeout_s=0.5)
     )
@@ -561,8 +488,7 @@ def test_a_hanging_collector_cannot_hold_shutdown(caplog: pytest.LogCaptureFixtu
     for thread in threading.enumerate():
         if thread.name == "telemetry-shutdown":
             thread.join(10)
-    hanging.server.shutdown()
-    hanging.server.server_close()
+    hanging.close()
     assert elapsed < 4.0
     assert len(_warnings(caplog)) == 1
     assert "shutdown exceeded 0.5s" in telemetry.warnings[0]
