@@ -120,8 +120,8 @@ class CascadeEnricher:
         """
         address = parse_ip(ip)
         canonical = str(address)
-        done = self._run_batch({canonical: address}, self.policies, single=True, strict=True)
-        return self._stored_row(canonical, done.inserted.get(canonical))
+        result = self._run_batch({canonical: address}, self.policies, single=True, strict=True)
+        return self._stored_row(canonical, result.inserted.get(canonical))
 
     def enrich_ips(
         self,
