@@ -21,6 +21,7 @@ from sqlalchemy.pool import StaticPool
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
+    "WRITE_LOCK_FIRST",
     "Database",
     "DatabaseConfigError",
     "open_database",
@@ -31,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_URL = "sqlite:///cowrieprocessor.sqlite"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Execution option of a connection: on SQLite its transactions start with ``BEGIN
+#: IMMEDIATE``, holding the write lock from the first statement (other writers wait
+#: up to the busy timeout instead of failing on a snapshot they read before).
+WRITE_LOCK_FIRST = "cowrieprocessor_write_lock_first"
 
 
 class DatabaseConfigError(ValueError):
@@ -150,6 +155,7 @@ def _sqlite_engine(url: URL, *, echo: bool) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        immediate = connection.get_execution_options().get(WRITE_LOCK_FIRST, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine

@@ -7,8 +7,8 @@ an :class:`~sqlalchemy.engine.Engine` or a :class:`~sqlalchemy.engine.Connection
 ``sqlite:///:memory:`` needs one of the last three, since its data lives only as
 long as its engine. A connection already inside a transaction is left for its
 owner to commit; in every other case the work is committed before returning.
-PostgreSQL upgrades hold an advisory lock, so workers that start together apply
-each revision once.
+Upgrades hold a lock (an advisory lock on PostgreSQL, the write lock from the first
+statement on SQLite), so workers that start together apply each revision once.
 
 >>> from cowrieprocessor.db import open_database
 >>> db = open_database("sqlite:///:memory:")
@@ -36,7 +36,7 @@ from alembic.util.exc import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from cowrieprocessor.db.engine import Database, open_database
+from cowrieprocessor.db.engine import WRITE_LOCK_FIRST, Database, open_database
 from cowrieprocessor.db.models import Base
 
 __all__ = [
@@ -205,13 +205,25 @@ def _connection(target: MigrationTarget) -> Iterator[Connection]:
                 yield target
         return
     if isinstance(target, Engine | Database):
-        engine = target if isinstance(target, Engine) else target.engine
-        with engine.begin() as connection:
+        with _writing(target if isinstance(target, Engine) else target.engine) as connection:
             yield connection
         return
     database = open_database(target)
     try:
-        with database.engine.begin() as connection:
+        with _writing(database.engine) as connection:
             yield connection
     finally:
         database.dispose()
+
+
+@contextmanager
+def _writing(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds SQLite's write lock before it reads the revision.
+
+    Upgrades that start together then run one after the other, as the advisory
+    lock makes them on PostgreSQL (where the option does nothing).
+    """
+    with engine.connect() as connection:
+        connection.execution_options(**{WRITE_LOCK_FIRST: True})
+        with connection.begin():
+            yield connection

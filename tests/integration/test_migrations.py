@@ -267,14 +267,13 @@ def _upgrade_when_all_ready(url: str, barrier: Any, results: Any) -> None:
         results.put(f"{type(exc).__name__}: {exc}")
 
 
-@pytest.mark.postgres
-def test_concurrent_upgrades_apply_the_revisions_once(pg_url: str) -> None:
+def test_concurrent_upgrades_apply_the_revisions_once(db_url: str) -> None:
     """Worker processes that all start on a fresh database must not collide."""
-    workers = 3
+    workers = 4
     spawn = multiprocessing.get_context("spawn")
     barrier, results = spawn.Barrier(workers), spawn.Queue()
     processes = [
-        spawn.Process(target=_upgrade_when_all_ready, args=(pg_url, barrier, results))
+        spawn.Process(target=_upgrade_when_all_ready, args=(db_url, barrier, results))
         for _ in range(workers)
     ]
     for process in processes:
