@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gzip
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -121,34 +121,24 @@ class OtlpRecorder:
 
     def sum_total(self, name: str) -> float:
         """The value of the counter ``name`` over all its attribute sets, at the end of the run."""
-        found = self.metrics(name)
-        assert all(metric.WhichOneof("data") == "sum" for metric in found), name
-        return _total(
-            (
-                metric.sum.aggregation_temporality,
-                point.attributes,
-                point.time_unix_nano,
-                _number(point),
-            )
-            for metric in found
-            for point in metric.sum.data_points
-        )
+        return self._total(name, "sum", _number)
 
     def histogram_count(self, name: str) -> int:
         """How many observations the histogram ``name`` had, over all its attribute sets."""
+        return int(self._total(name, "histogram", lambda point: float(point.count)))
+
+    def _total(self, name: str, kind: str, value: Callable[[Any], float]) -> float:
         found = self.metrics(name)
-        assert all(metric.WhichOneof("data") == "histogram" for metric in found), name
-        return int(
-            _total(
-                (
-                    metric.histogram.aggregation_temporality,
-                    point.attributes,
-                    point.time_unix_nano,
-                    point.count,
-                )
-                for metric in found
-                for point in metric.histogram.data_points
+        assert all(metric.WhichOneof("data") == kind for metric in found), name
+        return _total(
+            (
+                getattr(metric, kind).aggregation_temporality,
+                point.attributes,
+                point.time_unix_nano,
+                value(point),
             )
+            for metric in found
+            for point in getattr(metric, kind).data_points
         )
 
     # -- both
